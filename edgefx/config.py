@@ -1,0 +1,68 @@
+"""Settings of the runtime, read from `EDGEFX_*` environment variables and overridable by CLI flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_models_dir() -> Path:
+    """`EDGEFX_MODELS`, else the `models/` folder of the source tree this package runs from."""
+    env = os.environ.get("EDGEFX_MODELS")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "models"
+
+
+def default_lfw_dir() -> Path:
+    """`EDGEFX_LFW`, else `../shared/lfw` beside the source tree."""
+    env = os.environ.get("EDGEFX_LFW")
+    return Path(env) if env else Path(__file__).resolve().parent.parent.parent / "shared" / "lfw"
+
+
+@dataclass
+class Settings:
+    models_dir: Path = field(default_factory=default_models_dir)
+    backend: str = "auto"  # auto | onnxruntime | openvino
+    device: str = "CPU"  # OpenVINO device: CPU | GPU | NPU | AUTO
+    precision: str = "fp32"  # fp32 | int8 (face models)
+    threads: int | None = None  # None = all cores
+    verify_hashes: bool = True
+    min_face_size: int = 40
+    flip_tta: bool = False
+    # HTTP service
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = None
+    token_file: Path | None = None
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    workers: int = 1
+    queue_size: int = 8
+    explanation_ttl_s: float = 900.0
+    explanation_cap: int = 64
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Defaults, then `EDGEFX_<FIELD>` variables, then the non-None `overrides`."""
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            raw = os.environ.get(f"EDGEFX_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(type_name: object, raw: str) -> object:
+    text = str(type_name)
+    if "bool" in text:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if "Path" in text:
+        return Path(raw)
+    if "float" in text:
+        return float(raw)
+    if "int" in text:
+        return int(raw)
+    return raw
