@@ -1,0 +1,299 @@
+"""MTCNN face detection (P-Net, R-Net, O-Net cascade) on the exported nets: faces with boxes and 5 landmarks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, Sequence
+
+import numpy as np
+
+from edgefx.errors import InvalidImage, NoFaceDetected
+
+PNET_CELL = 12  # P-Net sees 12x12 windows ...
+PNET_STRIDE = 2  # ... every 2 pixels of the rescaled image.
+RNET_SIZE = 24
+ONET_SIZE = 48
+PNET_NMS_PER_SCALE = 0.5
+PNET_NMS_ACROSS_SCALES = 0.7
+RNET_NMS = 0.7
+ONET_NMS = 0.7  # "Min" overlap: a box mostly inside a better one is a duplicate.
+
+
+class Net(Protocol):
+    """What `edgefx.backend.load_model` returns."""
+
+    input_names: list[str]
+    output_names: list[str]
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face. Landmarks: image-left eye, image-right eye, nose, image-left mouth, image-right mouth."""
+
+    box: np.ndarray  # float32[4]: x1, y1, x2, y2 in photo pixels
+    score: float
+    landmarks: np.ndarray = field(repr=False)  # float32[5, 2]: (x, y)
+
+    @property
+    def size_px(self) -> int:
+        """Longer side of the box, in photo pixels."""
+        return int(round(float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"box": [round(float(v), 2) for v in self.box],
+                "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+                "score": round(self.score, 6), "size_px": self.size_px}
+
+
+class MTCNN:
+    """The three-stage MTCNN cascade (Zhang et al. 2016), numerically following facenet-pytorch 2.6.0.
+
+    `pad` chooses how R-Net/O-Net crops that stick out of the photo are filled: "zero" pads with black
+    (the original MTCNN), "clip" crops the in-photo part and stretches it (facenet-pytorch).
+    `normalize` applies (x - 127.5) / 128 before each net; pass False if the exported graph does it.
+    """
+
+    def __init__(self, pnet: Net, rnet: Net, onet: Net, *, min_face_size: float = 20.0, factor: float = 0.709,
+                 thresholds: Sequence[float] = (0.6, 0.7, 0.7), pad: Literal["zero", "clip"] = "zero",
+                 normalize: bool = True) -> None:
+        if min_face_size < PNET_CELL:
+            raise ValueError(f"min_face_size must be >= {PNET_CELL} px (P-Net's window), got {min_face_size}")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be in (0, 1), got {factor}")
+        if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
+            raise ValueError(f"thresholds must be three probabilities, got {thresholds}")
+        if pad not in ("zero", "clip"):
+            raise ValueError(f"pad must be 'zero' or 'clip', got {pad!r}")
+        self.pnet, self.rnet, self.onet = pnet, rnet, onet
+        self.min_face_size = float(min_face_size)
+        self.factor = float(factor)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.pad = pad
+        self.normalize = normalize
+
+    def scales(self, height: int, width: int) -> list[float]:
+        """Pyramid scales: the smallest face maps to P-Net's 12 px, then shrink by `factor` while >= 12 px."""
+        m = PNET_CELL / self.min_face_size
+        side = min(height, width) * m
+        scales: list[float] = []
+        scale = m
+        while side >= PNET_CELL:
+            scales.append(scale)
+            scale *= self.factor
+            side *= self.factor
+        return scales
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """All faces in an RGB uint8 HxWx3 photo, best score first."""
+        _check_image(rgb)
+        height, width = rgb.shape[:2]
+        integral = _integral_image(rgb)
+
+        boxes = self._propose(integral, height, width)
+        if len(boxes) == 0:
+            return []
+        boxes = self._refine(integral, boxes)
+        if len(boxes) == 0:
+            return []
+        boxes, scores, points = self._output(integral, boxes)
+        order = np.argsort(-scores, kind="stable")
+        return [Face(box=boxes[i].astype(np.float32), score=float(scores[i]),
+                     landmarks=points[i].astype(np.float32)) for i in order]
+
+    # Stage 1: P-Net on every pyramid level -> square candidate boxes (x1, y1, x2, y2, score).
+    def _propose(self, integral: np.ndarray, height: int, width: int) -> np.ndarray:
+        per_scale = []
+        for scale in self.scales(height, width):
+            out_h, out_w = int(height * scale + 1), int(width * scale + 1)
+            level = _area_resize_full(integral, out_h, out_w)
+            reg, prob = _by_channels(self._run(self.pnet, level[None].transpose(0, 3, 1, 2)), (4, 2))
+            cand = _pnet_boxes(reg[0], prob[0, 1], np.float32(scale), self.thresholds[0])
+            if len(cand):
+                per_scale.append(cand[nms(cand[:, :4], cand[:, 4], PNET_NMS_PER_SCALE)])
+        if not per_scale:
+            return np.zeros((0, 5), np.float32)
+        cand = np.concatenate(per_scale)
+        cand = cand[nms(cand[:, :4], cand[:, 4], PNET_NMS_ACROSS_SCALES)]
+        # P-Net's regression is relative to the box side without the +1 pixel convention.
+        side = (cand[:, 2:4] - cand[:, 0:2])[:, [0, 1, 0, 1]]
+        boxes = np.concatenate([cand[:, :4] + cand[:, 5:9] * side, cand[:, 4:5]], axis=1)
+        return _square(boxes)
+
+    # Stage 2: R-Net on all candidates in one batch -> fewer, better boxes.
+    def _refine(self, integral: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        crops = self._crops(integral, boxes, RNET_SIZE)
+        reg, prob = _by_channels(self._run(self.rnet, crops), (4, 2))
+        keep = prob[:, 1] > self.thresholds[1]
+        boxes = np.concatenate([boxes[keep, :4], prob[keep, 1:2]], axis=1)
+        reg = reg[keep]
+        pick = nms(boxes[:, :4], boxes[:, 4], RNET_NMS)
+        return _square(_regress(boxes[pick], reg[pick]))
+
+    # Stage 3: O-Net on all survivors in one batch -> final boxes, scores and landmarks.
+    def _output(self, integral: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        crops = self._crops(integral, boxes, ONET_SIZE)
+        reg, marks, prob = _by_channels(self._run(self.onet, crops), (4, 10, 2))
+        keep = prob[:, 1] > self.thresholds[2]
+        boxes = np.concatenate([boxes[keep, :4], prob[keep, 1:2]], axis=1)
+        reg, marks = reg[keep], marks[keep]
+        size = boxes[:, 2:4] - boxes[:, 0:2] + 1
+        points = np.stack([size[:, None, 0] * marks[:, 0:5] + boxes[:, None, 0] - 1,
+                           size[:, None, 1] * marks[:, 5:10] + boxes[:, None, 1] - 1], axis=2)
+        boxes = _regress(boxes, reg)
+        pick = nms(boxes[:, :4], boxes[:, 4], ONET_NMS, method="min", plus_one=True)
+        return boxes[pick, :4], boxes[pick, 4], points[pick]
+
+    def _crops(self, integral: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+        """All boxes cut out and area-resized to size x size, as one NCHW float32 batch."""
+        height, width = integral.shape[0] - 1, integral.shape[1] - 1
+        # Pixel spans [x1 - 1, x2) after truncation: the MATLAB-era convention both references use.
+        start = np.trunc(boxes[:, 0:2]).astype(np.int64) - 1
+        stop = np.trunc(boxes[:, 2:4]).astype(np.int64)
+        if self.pad == "clip":
+            start = np.maximum(start, 0)
+            stop = np.minimum(stop, [width, height])
+        stop = np.maximum(stop, start + 1)  # a degenerate box still gives a (black or 1 px) crop
+        crops = _area_resize_boxes(integral, start, stop, size)
+        return crops.transpose(0, 3, 1, 2)
+
+    def _run(self, net: Net, batch: np.ndarray) -> list[np.ndarray]:
+        if self.normalize:
+            batch = (batch - np.float32(127.5)) * np.float32(0.0078125)
+        return net.run({net.input_names[0]: np.ascontiguousarray(batch, dtype=np.float32)})
+
+
+def select_face(faces: Sequence[Face], image_shape: Sequence[int]) -> tuple[Face, list[Face]]:
+    """The face the photo is about, and the others.
+
+    Each face gets `area * (1 - d**2 / 2)`, d being the distance of its box centre from the photo
+    centre divided by the half-diagonal (0 at the centre, 1 in a corner). Size dominates, as it
+    should for a portrait or a kiosk camera; centrality breaks near-ties and keeps a slightly
+    bigger face at the border (a passer-by closer to the lens) from winning: a face in a corner
+    needs twice the area (1.41x the side) of a centred one.
+    """
+    if not faces:
+        raise NoFaceDetected("no face was detected in the image")
+    height, width = float(image_shape[0]), float(image_shape[1])
+    half_diag = math.hypot(width, height) / 2.0
+    boxes = np.stack([f.box for f in faces]).astype(np.float64)
+    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    centre = (boxes[:, 0:2] + boxes[:, 2:4]) / 2.0
+    d = np.hypot(centre[:, 0] - width / 2.0, centre[:, 1] - height / 2.0) / half_diag
+    best = int(np.argmax(area * (1.0 - np.minimum(d, 1.0) ** 2 / 2.0)))
+    return faces[best], [f for i, f in enumerate(faces) if i != best]
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: Literal["union", "min"] = "union",
+        plus_one: bool = False) -> np.ndarray:
+    """Greedy non-maximum suppression; indices of the kept boxes, best score first.
+
+    Greedy NMS is sequential by definition; the loop runs once per *kept* box, each step vectorised.
+    """
+    if len(boxes) == 0:
+        return np.zeros(0, np.int64)
+    one = 1.0 if plus_one else 0.0
+    x1, y1, x2, y2 = (boxes[:, i].astype(np.float64) for i in range(4))
+    area = (x2 - x1 + one) * (y2 - y1 + one)
+    remaining = np.argsort(-scores, kind="stable")
+    keep = []
+    while remaining.size:
+        i, rest = remaining[0], remaining[1:]
+        keep.append(i)
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + one)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + one)
+        inter = w * h
+        denom = np.minimum(area[i], area[rest]) if method == "min" else area[i] + area[rest] - inter
+        with np.errstate(divide="ignore", invalid="ignore"):
+            overlap = np.where(denom > 0, inter / denom, 0.0)
+        remaining = rest[overlap <= threshold]
+    return np.asarray(keep, np.int64)
+
+
+def _check_image(rgb: object) -> None:
+    if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        desc = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise InvalidImage(f"the detector needs an RGB uint8 HxWx3 array, got {desc}")
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise InvalidImage(f"the image is empty ({rgb.shape[1]}x{rgb.shape[0]})")
+
+
+def _integral_image(rgb: np.ndarray) -> np.ndarray:
+    """(H+1) x (W+1) x 3 float64 summed-area table with a zero first row and column."""
+    height, width = rgb.shape[:2]
+    table = np.zeros((height + 1, width + 1, 3), np.float64)
+    np.cumsum(rgb, axis=0, dtype=np.float64, out=table[1:, 1:])
+    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+    return table
+
+
+def _area_windows(length: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start/stop offsets of area-resampling windows, as torch's adaptive average pooling cuts them."""
+    i = np.arange(size, dtype=np.int64)
+    length = np.asarray(length, np.int64)[..., None]
+    return (i * length) // size, -((-(i + 1) * length) // size)
+
+
+def _area_resize_full(integral: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """The whole photo area-resampled to out_h x out_w (HxWx3 float32)."""
+    height, width = integral.shape[0] - 1, integral.shape[1] - 1
+    y0, y1 = _area_windows(np.int64(height), out_h)
+    x0, x1 = _area_windows(np.int64(width), out_w)
+    sums = (integral[y1[:, None], x1[None, :]] - integral[y0[:, None], x1[None, :]]
+            - integral[y1[:, None], x0[None, :]] + integral[y0[:, None], x0[None, :]])
+    counts = ((y1 - y0)[:, None] * (x1 - x0)[None, :]).astype(np.float64)
+    return (sums / counts[..., None]).astype(np.float32)
+
+
+def _area_resize_boxes(integral: np.ndarray, start: np.ndarray, stop: np.ndarray, size: int) -> np.ndarray:
+    """N pixel spans [start, stop) (x, y; may leave the photo: outside counts as black) -> N x size x size x 3."""
+    height, width = integral.shape[0] - 1, integral.shape[1] - 1
+    wx0, wx1 = _area_windows(stop[:, 0] - start[:, 0], size)
+    wy0, wy1 = _area_windows(stop[:, 1] - start[:, 1], size)
+    counts = ((wy1 - wy0)[:, :, None] * (wx1 - wx0)[:, None, :]).astype(np.float64)
+    x0 = np.clip(start[:, 0:1] + wx0, 0, width)[:, None, :]
+    x1 = np.clip(start[:, 0:1] + wx1, 0, width)[:, None, :]
+    y0 = np.clip(start[:, 1:2] + wy0, 0, height)[:, :, None]
+    y1 = np.clip(start[:, 1:2] + wy1, 0, height)[:, :, None]
+    sums = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    return (sums / counts[..., None]).astype(np.float32)
+
+
+def _by_channels(outputs: list[np.ndarray], channels: tuple[int, ...]) -> list[np.ndarray]:
+    """Net outputs in the requested order, recognised by their channel count (4 box, 10 landmark, 2 class)."""
+    by_size = {o.shape[1]: o for o in outputs}
+    missing = [c for c in channels if c not in by_size]
+    if missing or len(by_size) != len(outputs):
+        raise ValueError(f"unexpected MTCNN outputs {[o.shape for o in outputs]}, need channels {channels}")
+    return [by_size[c].astype(np.float32, copy=False) for c in channels]
+
+
+def _pnet_boxes(reg: np.ndarray, face_prob: np.ndarray, scale: np.float32, threshold: float) -> np.ndarray:
+    """P-Net map cells above threshold -> rows (x1, y1, x2, y2, score, dx1, dy1, dx2, dy2) in photo pixels."""
+    ys, xs = np.nonzero(face_prob >= threshold)
+    if ys.size == 0:
+        return np.zeros((0, 9), np.float32)
+    cell = np.stack([xs, ys], axis=1).astype(np.float32)
+    top_left = np.floor((PNET_STRIDE * cell + 1) / scale)
+    bottom_right = np.floor((PNET_STRIDE * cell + PNET_CELL) / scale)
+    return np.concatenate([top_left, bottom_right, face_prob[ys, xs, None], reg[:, ys, xs].T], axis=1)
+
+
+def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    """Apply R-/O-Net box regression (offsets relative to the side with the +1 pixel convention)."""
+    side = (boxes[:, 2:4] - boxes[:, 0:2] + 1)[:, [0, 1, 0, 1]]
+    out = boxes.copy()
+    out[:, :4] = boxes[:, :4] + reg * side
+    return out
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    """Grow each box to a square around its centre."""
+    size = boxes[:, 2:4] - boxes[:, 0:2]
+    side = size.max(axis=1, keepdims=True)
+    out = boxes.copy()
+    out[:, 0:2] = boxes[:, 0:2] + size * 0.5 - side * 0.5
+    out[:, 2:4] = out[:, 0:2] + side
+    return out
