@@ -1,0 +1,178 @@
+"""The Engine: loads every model once and runs verify / explain / ask for the CLI and the server."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgefx.align import align
+from edgefx.backend import load_model
+from edgefx.config import Settings
+from edgefx.detect import MTCNN, Face, select_face
+from edgefx.embed import SFace
+from edgefx.errors import NoFaceDetected
+from edgefx.image import decode_image
+from edgefx.manifest import Manifest
+from edgefx.verify import Calibration, cosine, load_calibration
+
+log = logging.getLogger(__name__)
+
+ImageInput = bytes | bytearray | memoryview | np.ndarray
+
+
+@dataclass
+class PreparedFace:
+    """One photo after decode, detection and alignment."""
+
+    label: str
+    photo: np.ndarray  # RGB uint8 HxWx3
+    face: Face
+    others: list[Face]
+    crop: np.ndarray  # aligned RGB uint8 112x112x3
+    matrix: np.ndarray  # 2x3 photo -> crop
+
+    def report(self) -> dict[str, Any]:
+        box = [round(float(v), 1) for v in self.face.box]
+        return {
+            "image": self.label,
+            "box": box,
+            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in self.face.landmarks],
+            "score": round(float(self.face.score), 4),
+            "size_px": round(float(max(box[2] - box[0], box[3] - box[1])), 1),
+            "image_size": [int(self.photo.shape[1]), int(self.photo.shape[0])],
+            "other_faces": len(self.others),
+            "other_boxes": [[round(float(v), 1) for v in f.box] for f in self.others],
+        }
+
+
+@dataclass
+class VerifyResult:
+    """A verification: the decision, the two faces, timings, and (when asked) the explanation."""
+
+    match: bool
+    score: float
+    threshold: float
+    confidence: float
+    pic_genuine: float
+    faces: tuple[PreparedFace, PreparedFace]
+    timings_ms: dict[str, float]
+    model: dict[str, str]
+    explanation: Any = None  # edgefx.explain.Explanation when explained
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "match": self.match,
+            "score": round(self.score, 6),
+            "threshold": round(self.threshold, 6),
+            "confidence": round(self.confidence, 6),
+            "pic_genuine": round(self.pic_genuine, 6),
+            "decision": "match" if self.match else "no match",
+            "faces": [f.report() for f in self.faces],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "model": dict(self.model),
+        }
+        if self.explanation is not None:
+            out["explanation"] = self.explanation.to_dict()
+        out.update(self.extra)
+        return out
+
+
+class Engine:
+    """Loads the detector, recognizer, calibration (and, lazily or eagerly, the QA models) once; thread-safe."""
+
+    def __init__(self, settings: Settings | None = None, load_qa: bool = True) -> None:
+        self.settings = s = settings or Settings.from_env()
+        t0 = time.perf_counter()
+        common = dict(backend=s.backend, device=s.device, threads=s.threads, models_dir=s.models_dir,
+                      verify_hashes=s.verify_hashes)
+        self.manifest = Manifest(s.models_dir)
+        self.detector = MTCNN(load_model("pnet", s.precision, **common), load_model("rnet", s.precision, **common),
+                              load_model("onet", s.precision, **common), min_face_size=s.min_face_size)
+        sface_model = load_model("sface", s.precision, **common)
+        self.recognizer = SFace(sface_model, flip_tta=s.flip_tta)
+        self.calibration: Calibration = load_calibration(s.models_dir, "sface", s.precision)
+        self.backend_name = sface_model.backend
+        self.device = sface_model.device
+        self.qa = None
+        if load_qa:
+            from edgefx.qa import QuestionAnswerer
+
+            self.qa = QuestionAnswerer.load(s)
+        self.load_seconds = time.perf_counter() - t0
+        self.ready = True
+
+    # -- verification -------------------------------------------------------------------------
+    def prepare(self, image: ImageInput, label: str, timings: dict[str, float]) -> PreparedFace:
+        """Decode, detect, select the face, align; adds per-stage milliseconds to `timings`."""
+        t0 = time.perf_counter()
+        photo = image if isinstance(image, np.ndarray) else decode_image(bytes(image), self.settings.max_pixels)
+        t1 = time.perf_counter()
+        faces = self.detector.detect(photo)
+        t2 = time.perf_counter()
+        if not faces:
+            raise NoFaceDetected(f"no face was found in image {label}", image=label)
+        face, others = select_face(faces, photo.shape)
+        crop, matrix = align(photo, face.landmarks)
+        t3 = time.perf_counter()
+        for stage, dt in (("decode", t1 - t0), ("detect", t2 - t1), ("align", t3 - t2)):
+            timings[stage] = timings.get(stage, 0.0) + dt * 1e3
+        return PreparedFace(label, photo, face, others, crop, matrix)
+
+    def verify(self, image_a: ImageInput, image_b: ImageInput, explain: bool = False,
+               methods: list[str] | None = None) -> VerifyResult:
+        """Compare two photos; with `explain`, also compute the saliency maps and the region table."""
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        face_a = self.prepare(image_a, "a", timings)
+        face_b = self.prepare(image_b, "b", timings)
+        t0 = time.perf_counter()
+        emb = self.recognizer.embed(np.stack([face_a.crop, face_b.crop]))
+        t1 = time.perf_counter()
+        score = cosine(emb[0], emb[1])
+        match, confidence = self.calibration.decide(score)
+        pic = self.calibration.confidence(score)
+        t2 = time.perf_counter()
+        timings["embed"] = (t1 - t0) * 1e3
+        timings["decide"] = (t2 - t1) * 1e3
+        timings["total"] = (t2 - t_start) * 1e3
+        result = VerifyResult(match, score, self.calibration.threshold, confidence, pic, (face_a, face_b), timings,
+                              self.model_info())
+        if explain:
+            from edgefx.explain import explain_result
+
+            t3 = time.perf_counter()
+            result.explanation = explain_result(self, result, methods)
+            result.timings_ms["explain"] = (time.perf_counter() - t3) * 1e3
+        return result
+
+    def model_info(self) -> dict[str, str]:
+        return {"detector": "mtcnn", "recognizer": "sface", "precision": self.settings.precision,
+                "backend": self.backend_name, "device": self.device}
+
+    # -- questions ----------------------------------------------------------------------------
+    def ask(self, context: list[str], question: str):  # type: ignore[no-untyped-def]
+        """Answer a question about one result's context document."""
+        if self.qa is None:
+            from edgefx.qa import QuestionAnswerer
+
+            self.qa = QuestionAnswerer.load(self.settings)
+        return self.qa.answer(context, question)
+
+    def info(self) -> dict[str, Any]:
+        """Models with their hashes, backend, device and decision threshold (for `/v1/info`)."""
+        models = {key: {fmt: [p.get("sha256") for p in ([spec] if "path" in spec else spec.values())]
+                        for fmt, spec in entry["files"].items()}
+                  for key, entry in self.manifest.entries().items()}
+        return {
+            "version": __import__("edgefx").__version__,
+            **self.model_info(),
+            "threshold": self.calibration.threshold,
+            "calibration": self.calibration.meta,
+            "models": models,
+            "load_seconds": round(self.load_seconds, 3),
+        }
