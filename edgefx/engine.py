@@ -82,22 +82,26 @@ class VerifyResult:
         return out
 
 
+def load_face_models(s: Settings) -> tuple[MTCNN, SFace, str]:
+    """The MTCNN detector and the SFace recognizer on the configured backend (and the backend's name)."""
+    common: dict[str, Any] = dict(backend=s.backend, device=s.device, threads=s.threads, models_dir=s.models_dir,
+                                  verify_hashes=s.verify_hashes)
+    detector = MTCNN(load_model("pnet", s.precision, **common), load_model("rnet", s.precision, **common),
+                     load_model("onet", s.precision, **common), min_face_size=s.min_face_size)
+    sface = load_model("sface", s.precision, **common)
+    return detector, SFace(sface, flip_tta=s.flip_tta), sface.backend
+
+
 class Engine:
     """Loads the detector, recognizer, calibration (and, lazily or eagerly, the QA models) once; thread-safe."""
 
     def __init__(self, settings: Settings | None = None, load_qa: bool = True) -> None:
         self.settings = s = settings or Settings.from_env()
         t0 = time.perf_counter()
-        common = dict(backend=s.backend, device=s.device, threads=s.threads, models_dir=s.models_dir,
-                      verify_hashes=s.verify_hashes)
         self.manifest = Manifest(s.models_dir)
-        self.detector = MTCNN(load_model("pnet", s.precision, **common), load_model("rnet", s.precision, **common),
-                              load_model("onet", s.precision, **common), min_face_size=s.min_face_size)
-        sface_model = load_model("sface", s.precision, **common)
-        self.recognizer = SFace(sface_model, flip_tta=s.flip_tta)
+        self.detector, self.recognizer, self.backend_name = load_face_models(s)
+        self.device = self.recognizer.model.device
         self.calibration: Calibration = load_calibration(s.models_dir, "sface", s.precision)
-        self.backend_name = sface_model.backend
-        self.device = sface_model.device
         self.qa = None
         if load_qa:
             from edgefx.qa import QuestionAnswerer
