@@ -36,7 +36,8 @@ def test_metrics_on_separable_and_overlapping_scores() -> None:
     assert eer(overlapping, labels) == pytest.approx(0.25)
     assert auc(overlapping, labels) == pytest.approx(14 / 16)  # 14 of 16 genuine-impostor orderings right
     assert fnmr_at_fmr(overlapping, labels, 1e-3) is None  # 4 impostors cannot resolve FMR 1e-3
-    assert fnmr_at_fmr(overlapping, labels, 0.25) == pytest.approx(0.0)
+    assert fnmr_at_fmr(overlapping, labels, 0.25) == pytest.approx(0.25)
+    assert fnmr_at_fmr(overlapping, labels, 0.5) == pytest.approx(0.0)
 
 
 def test_threshold_and_ten_fold() -> None:
