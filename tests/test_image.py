@@ -11,6 +11,7 @@ import pytest
 
 from edgefx.errors import ImageTooLarge, ImageTooSmall, InvalidImage, UnsupportedFormat
 from edgefx.image import decode_image, header_size, sniff_format
+from imagegen import exif_orientation_jpeg
 
 
 def _encode(img: np.ndarray, ext: str, params: list[int] | None = None) -> bytes:
@@ -87,19 +88,9 @@ def test_webp_and_bmp_sizes_from_header() -> None:
         assert decode_image(data).shape == (80, 60, 3)
 
 
-def _exif_orientation_jpeg(img: np.ndarray, orientation: int) -> bytes:
-    """A JPEG with an APP1 EXIF segment holding only the Orientation tag."""
-    jpg = _encode(img, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95])
-    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0)
-    tiff += struct.pack(">I", 0)
-    app1 = b"Exif\x00\x00" + tiff
-    segment = b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1
-    return jpg[:2] + segment + jpg[2:]
-
-
 def test_exif_rotation_is_applied() -> None:
     img = np.zeros((40, 100, 3), np.uint8)  # landscape, stored sideways
     img[:, :50] = 255
-    out = decode_image(_exif_orientation_jpeg(img, 6))  # 6 = rotate 90 degrees clockwise to display
+    out = decode_image(exif_orientation_jpeg(img, 6))  # 6 = rotate 90 degrees clockwise to display
     assert out.shape == (100, 40, 3)
     assert out[:50].mean() > 200 and out[50:].mean() < 50  # the white half is now on top

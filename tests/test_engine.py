@@ -1,0 +1,85 @@
+"""The verification core on real LFW pairs: decisions, determinism, typed errors, CLI JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from imagegen import exif_orientation_jpeg
+
+from edgefx.errors import ImageTooSmall, InvalidImage, NoFaceDetected, UnsupportedFormat
+
+
+def test_matched_pair_matches(engine, matched_pair_bytes) -> None:  # type: ignore[no-untyped-def]
+    r = engine.verify(*matched_pair_bytes)
+    assert r.match and r.score > r.threshold and r.confidence > 0.5
+
+
+def test_mismatched_pair_does_not_match(engine, mismatched_pair_bytes) -> None:  # type: ignore[no-untyped-def]
+    r = engine.verify(*mismatched_pair_bytes)
+    assert not r.match and r.score < r.threshold and r.confidence > 0.5
+
+
+def test_decision_is_repeatable(engine, matched_pair_bytes) -> None:  # type: ignore[no-untyped-def]
+    first = engine.verify(*matched_pair_bytes)
+    for _ in range(3):
+        again = engine.verify(*matched_pair_bytes)
+        assert again.match == first.match and again.score == pytest.approx(first.score, abs=1e-6)
+
+
+def test_result_json_has_the_promised_keys(engine, matched_pair_bytes) -> None:  # type: ignore[no-untyped-def]
+    d = engine.verify(*matched_pair_bytes).to_dict()
+    assert {"match", "score", "threshold", "confidence", "faces", "timings_ms"} <= set(d)
+    assert len(d["faces"]) == 2 and len(d["faces"][0]["landmarks"]) == 5
+    assert {"decode", "detect", "align", "embed", "decide", "total"} <= set(d["timings_ms"])
+    json.dumps(d)
+
+
+def test_bad_inputs_get_typed_errors(engine, matched_pair_bytes) -> None:  # type: ignore[no-untyped-def]
+    good = matched_pair_bytes[0]
+    with pytest.raises(InvalidImage):
+        engine.verify(b"", good)
+    with pytest.raises(UnsupportedFormat):
+        engine.verify(b"GIF89a" + b"\x00" * 100, good)
+    with pytest.raises(InvalidImage):
+        engine.verify(good[: len(good) // 2], good)
+    with pytest.raises(ImageTooSmall):
+        engine.verify(cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))[1].tobytes(), good)
+    blank = cv2.imencode(".jpg", np.full((250, 250, 3), 128, np.uint8))[1].tobytes()
+    with pytest.raises(NoFaceDetected) as err:
+        engine.verify(good, blank)
+    assert err.value.image == "b"
+
+
+def test_converted_inputs_still_verify(engine, matched_pair_bytes) -> None:  # type: ignore[no-untyped-def]
+    """Grayscale, RGBA, 16-bit PNG and an EXIF-rotated JPEG of the same photo all still match the other photo."""
+    a, b = matched_pair_bytes
+    bgr = cv2.imdecode(np.frombuffer(a, np.uint8), cv2.IMREAD_COLOR)
+    variants = {
+        "gray": cv2.imencode(".png", cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))[1].tobytes(),
+        "rgba": cv2.imencode(".png", cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA))[1].tobytes(),
+        "16bit": cv2.imencode(".png", bgr.astype(np.uint16) * 257)[1].tobytes(),
+    }
+    variants["exif_rotated"] = exif_orientation_jpeg(cv2.rotate(bgr, cv2.ROTATE_90_COUNTERCLOCKWISE), 6)
+    for name, data in variants.items():
+        r = engine.verify(data, b)
+        assert r.match, f"{name}: score {r.score:.3f}"
+        if name == "exif_rotated":
+            assert r.to_dict()["faces"][0]["image_size"] == [250, 250]
+
+
+def test_cli_verify_json(lfw_images, devtest_pairs) -> None:  # type: ignore[no-untyped-def]
+    p = next(p for p in devtest_pairs if p.genuine)
+    out = subprocess.run([sys.executable, "-m", "edgefx.cli", "verify", str(lfw_images / p.path_a),
+                          str(lfw_images / p.path_b), "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["match"] is True
+    bad = subprocess.run([sys.executable, "-m", "edgefx.cli", "verify", "/nonexistent.jpg",
+                          str(lfw_images / p.path_b)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "cannot read" in bad.stderr
