@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, Sequence
 
+import cv2
 import numpy as np
 
 from edgefx.errors import InvalidImage, NoFaceDetected
@@ -53,12 +54,13 @@ class MTCNN:
 
     `pad` chooses how R-Net/O-Net crops that stick out of the photo are filled: "zero" pads with black
     (the original MTCNN), "clip" crops the in-photo part and stretches it (facenet-pytorch).
-    `normalize` applies (x - 127.5) / 128 before each net; pass False if the exported graph does it.
+    The nets built by `export/mtcnn.py` normalise in-graph and take raw RGB 0..255; `normalize=True`
+    applies facenet-pytorch's (x - 127.5) / 128 here instead, for nets exported without it.
     """
 
     def __init__(self, pnet: Net, rnet: Net, onet: Net, *, min_face_size: float = 20.0, factor: float = 0.709,
                  thresholds: Sequence[float] = (0.6, 0.7, 0.7), pad: Literal["zero", "clip"] = "zero",
-                 normalize: bool = True) -> None:
+                 normalize: bool = False) -> None:
         if min_face_size < PNET_CELL:
             raise ValueError(f"min_face_size must be >= {PNET_CELL} px (P-Net's window), got {min_face_size}")
         if not 0.0 < factor < 1.0:
@@ -194,6 +196,12 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: Literal
     """
     if len(boxes) == 0:
         return np.zeros(0, np.int64)
+    if method == "union" and not plus_one:
+        # OpenCV's C++ NMS: same greedy rule and stable best-first order, ~10x faster than the loop below.
+        # (It keeps only scores > 0; every MTCNN candidate has passed a threshold of at least that.)
+        xywh = np.concatenate([boxes[:, 0:2], boxes[:, 2:4] - boxes[:, 0:2]], axis=1).astype(np.float64)
+        keep = cv2.dnn.NMSBoxes(xywh, scores.astype(np.float32), 0.0, float(threshold))
+        return np.asarray(keep, np.int64).reshape(-1)
     one = 1.0 if plus_one else 0.0
     x1, y1, x2, y2 = (boxes[:, i].astype(np.float64) for i in range(4))
     area = (x2 - x1 + one) * (y2 - y1 + one)
@@ -206,8 +214,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, method: Literal
         h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + one)
         inter = w * h
         denom = np.minimum(area[i], area[rest]) if method == "min" else area[i] + area[rest] - inter
-        with np.errstate(divide="ignore", invalid="ignore"):
-            overlap = np.where(denom > 0, inter / denom, 0.0)
+        overlap = inter / np.maximum(denom, 1e-12)
         remaining = rest[overlap <= threshold]
     return np.asarray(keep, np.int64)
 
@@ -222,11 +229,7 @@ def _check_image(rgb: object) -> None:
 
 def _integral_image(rgb: np.ndarray) -> np.ndarray:
     """(H+1) x (W+1) x 3 float64 summed-area table with a zero first row and column."""
-    height, width = rgb.shape[:2]
-    table = np.zeros((height + 1, width + 1, 3), np.float64)
-    np.cumsum(rgb, axis=0, dtype=np.float64, out=table[1:, 1:])
-    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
-    return table
+    return cv2.integral(np.ascontiguousarray(rgb), sdepth=cv2.CV_64F)
 
 
 def _area_windows(length: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -241,10 +244,12 @@ def _area_resize_full(integral: np.ndarray, out_h: int, out_w: int) -> np.ndarra
     height, width = integral.shape[0] - 1, integral.shape[1] - 1
     y0, y1 = _area_windows(np.int64(height), out_h)
     x0, x1 = _area_windows(np.int64(width), out_w)
-    sums = (integral[y1[:, None], x1[None, :]] - integral[y0[:, None], x1[None, :]]
-            - integral[y1[:, None], x0[None, :]] + integral[y0[:, None], x0[None, :]])
-    counts = ((y1 - y0)[:, None] * (x1 - x0)[None, :]).astype(np.float64)
-    return (sums / counts[..., None]).astype(np.float32)
+    # Windows are separable: difference whole rows first, then columns of the (out_h, W+1) result.
+    # Sums over a few rows of a row-prefix stay far below 2**24, so float32 is exact from there on.
+    rows = (integral.take(y1, axis=0) - integral.take(y0, axis=0)).astype(np.float32)
+    sums = rows.take(x1, axis=1) - rows.take(x0, axis=1)
+    inv_counts = (1.0 / ((y1 - y0)[:, None] * (x1 - x0)[None, :])).astype(np.float32)
+    return sums * inv_counts[..., None]
 
 
 def _area_resize_boxes(integral: np.ndarray, start: np.ndarray, stop: np.ndarray, size: int) -> np.ndarray:
@@ -253,12 +258,15 @@ def _area_resize_boxes(integral: np.ndarray, start: np.ndarray, stop: np.ndarray
     wx0, wx1 = _area_windows(stop[:, 0] - start[:, 0], size)
     wy0, wy1 = _area_windows(stop[:, 1] - start[:, 1], size)
     counts = ((wy1 - wy0)[:, :, None] * (wx1 - wx0)[:, None, :]).astype(np.float64)
+    stride = width + 1
     x0 = np.clip(start[:, 0:1] + wx0, 0, width)[:, None, :]
     x1 = np.clip(start[:, 0:1] + wx1, 0, width)[:, None, :]
-    y0 = np.clip(start[:, 1:2] + wy0, 0, height)[:, :, None]
-    y1 = np.clip(start[:, 1:2] + wy1, 0, height)[:, :, None]
-    sums = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
-    return (sums / counts[..., None]).astype(np.float32)
+    y0 = np.clip(start[:, 1:2] + wy0, 0, height)[:, :, None] * stride
+    y1 = np.clip(start[:, 1:2] + wy1, 0, height)[:, :, None] * stride
+    table = integral.reshape(-1, 3)
+    sums = (table.take((y1 + x1).ravel(), axis=0) - table.take((y0 + x1).ravel(), axis=0)
+            - table.take((y1 + x0).ravel(), axis=0) + table.take((y0 + x0).ravel(), axis=0))
+    return (sums.reshape(len(start), size, size, 3) / counts[..., None]).astype(np.float32)
 
 
 def _by_channels(outputs: list[np.ndarray], channels: tuple[int, ...]) -> list[np.ndarray]:
