@@ -62,6 +62,7 @@ class VerifyResult:
     timings_ms: dict[str, float]
     model: dict[str, str]
     explanation: Any = None  # edgefx.explain.Explanation when explained
+    embeddings: tuple[np.ndarray, np.ndarray] | None = None  # kept in memory only, never serialised
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,7 +146,7 @@ class Engine:
         timings["decide"] = (t2 - t1) * 1e3
         timings["total"] = (t2 - t_start) * 1e3
         result = VerifyResult(match, score, self.calibration.threshold, confidence, pic, (face_a, face_b), timings,
-                              self.model_info())
+                              self.model_info(), embeddings=(emb[0], emb[1]))
         if explain:
             from edgefx.explain import explain_result
 
