@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from edgefx.config import Settings
 from edgefx.errors import Busy, EdgefxError, InvalidQuestion, InvalidRequest, NotFound, Unauthorized
 from edgefx.pool import InferencePool
+from edgefx.qa import MAX_QUESTION_CHARS
 from edgefx.store import ExplanationStore, StoredExplanation
 from edgefx.upload import BodyTooLarge, UnsupportedMediaType, read_two_images
 
@@ -32,7 +33,7 @@ log = logging.getLogger("edgefx.server")
 
 API_VERSION = "v1"
 IMAGES = ("a", "b")
-MAX_QUESTION_CHARS = 500
+EXPLANATION_BUDGET_BYTES = 128 * 1024 * 1024  # photos, maps and PNGs kept for explanations, all together
 MIN_TOKEN_CHARS = 16
 MAX_JSON_BYTES = 16 * 1024
 
@@ -211,6 +212,26 @@ class Explained:
 
     result: Any
     body: dict[str, Any]
+    context: list[str] | None = None
+
+
+def _explained_bytes(explained: Explained) -> int:
+    """Approximate RAM held by one stored explanation: decoded photos, crops, maps and rendered PNGs."""
+    result = explained.result
+    explanation = getattr(result, "explanation", None)
+    reported = getattr(explanation, "nbytes", None)
+    if isinstance(reported, int):
+        return reported
+    total = 0
+    for face in getattr(result, "faces", None) or ():
+        total += sum(getattr(getattr(face, name, None), "nbytes", 0) for name in ("photo", "crop"))
+    maps = getattr(getattr(explanation, "pair", None), "maps", None) or {}
+    for per_image in maps.values():
+        total += sum(getattr(m, "nbytes", 0) for m in per_image.values())
+    pngs = getattr(explanation, "_png", None)
+    if isinstance(pngs, dict):
+        total += sum(len(png) for png in pngs.values())
+    return total
 
 
 def _error_response(error: EdgefxError) -> JSONResponse:
@@ -243,19 +264,29 @@ def _answer_dict(answer: Any) -> dict[str, Any]:
     return {key: data.get(key) for key in ("answer", "confidence", "evidence", "suggestions")} | data
 
 
-def _explanation_context(result: Any, body: dict[str, Any]) -> list[str]:
-    explanation = getattr(result, "explanation", None)
-    if explanation is not None and hasattr(explanation, "context"):
-        return list(explanation.context())
-    from edgefx.context import build_context
+def _explanation_context(explained: Explained) -> list[str]:
+    """The QA context sentences of an explained result, built once from its JSON."""
+    if explained.context is None:
+        from edgefx.context import build_context
 
-    return build_context(body)
+        explained.context = build_context(explained.body)
+    return explained.context
 
 
-def create_app(engine: Any, settings: Settings, token: str | None = None) -> FastAPI:
+def create_app(
+    engine: Any,
+    settings: Settings,
+    token: str | None = None,
+    explanation_budget_bytes: int = EXPLANATION_BUDGET_BYTES,
+) -> FastAPI:
     """The FastAPI app over a loaded `Engine`; `token` (or the settings' token) guards every /v1 route."""
     token = token if token is not None else resolve_token(settings)
-    store = ExplanationStore(settings.explanation_ttl_s, settings.explanation_cap)
+    store = ExplanationStore(
+        settings.explanation_ttl_s,
+        settings.explanation_cap,
+        max_bytes=explanation_budget_bytes,
+        weigh=_explained_bytes,
+    )
     pool = InferencePool(settings.workers, settings.queue_size)
     token_bytes = token.encode() if token else None
 
@@ -360,6 +391,7 @@ def create_app(engine: Any, settings: Settings, token: str | None = None) -> Fas
                 "explanation_ttl_s": settings.explanation_ttl_s,
                 "explanation_cap": settings.explanation_cap,
                 "max_question_chars": MAX_QUESTION_CHARS,
+                "explanation_budget_bytes": explanation_budget_bytes,
                 "token_required": token_bytes is not None,
             },
         }
@@ -401,7 +433,7 @@ def create_app(engine: Any, settings: Settings, token: str | None = None) -> Fas
     async def explanation(explanation_id: str) -> dict[str, Any]:
         entry = lookup(explanation_id)
         explained: Explained = entry.result
-        context = await pool.run(_explanation_context, explained.result, explained.body)
+        context = await pool.run(_explanation_context, explained)
         return {**explained.body, "context": context}
 
     @v1.get(
@@ -411,13 +443,15 @@ def create_app(engine: Any, settings: Settings, token: str | None = None) -> Fas
         responses={200: {"content": {"image/png": {}}}},
     )
     async def heatmap(explanation_id: str, image: str, method: str) -> Response:
-        explained: Explained = lookup(explanation_id).result
+        entry = lookup(explanation_id)
+        explained: Explained = entry.result
         methods = explained.body["explanation"].get("methods", [])
         if image not in IMAGES:
             raise NotFound(f"image must be 'a' or 'b', not {image!r}")
         if method not in methods:
             raise NotFound(f"method {method!r} is not in this explanation ({', '.join(methods)})")
         png = await pool.run(explained.result.explanation.heatmap_png, image, method)
+        store.touch(entry)
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
     @v1.get(
@@ -427,8 +461,10 @@ def create_app(engine: Any, settings: Settings, token: str | None = None) -> Fas
         responses={200: {"content": {"image/png": {}}}},
     )
     async def summary(explanation_id: str) -> Response:
-        explained: Explained = lookup(explanation_id).result
+        entry = lookup(explanation_id)
+        explained: Explained = entry.result
         png = await pool.run(explained.result.explanation.summary_png)
+        store.touch(entry)
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
 
     @v1.post(
@@ -452,7 +488,7 @@ def create_app(engine: Any, settings: Settings, token: str | None = None) -> Fas
     async def ask(explanation_id: str, request: Request) -> dict[str, Any]:
         question = await _read_question(request)
         explained: Explained = lookup(explanation_id).result
-        context = await pool.run(_explanation_context, explained.result, explained.body)
+        context = await pool.run(_explanation_context, explained)
         answer = await pool.run(engine.ask, context, question)
         return _answer_dict(answer)
 

@@ -53,9 +53,6 @@ class FakeExplanation:
     def summary_png(self) -> bytes:
         return self.heatmap_png("a", "summary")
 
-    def context(self) -> list[str]:
-        return ["The two photos show the same person.", "The nose matters most in photo A."]
-
 
 class FakeResult:
     def __init__(self, explain: bool, methods: list[str]) -> None:
@@ -94,7 +91,7 @@ class FakeEngine:
         return FakeResult(explain, methods)
 
     def ask(self, context: list[str], question: str) -> FakeAnswer:
-        return FakeAnswer(context[1], 0.8, context[1], ["Which region mattered most?"])
+        return FakeAnswer(context[0], 0.8, context[0], ["Which region mattered most?"])
 
     def info(self) -> dict[str, Any]:
         return {"models": {}}
@@ -416,6 +413,23 @@ def test_store_expires_and_evicts() -> None:
     now[0] = 10.0
     assert store.get(a.id) is None and store.get(c.id) is None and len(store) == 0
     assert len({store.put(i).id for i in range(100)}) == 100
+
+
+def test_store_byte_budget() -> None:
+    sizes = {"small": 10, "big": 80}
+    store = ExplanationStore(ttl_s=60, cap=10, max_bytes=100, weigh=lambda r: sizes[r[0]])
+    first, second = store.put(["small"]), store.put(["big"])
+    assert store.bytes == 90
+    third = store.put(["small"])  # 100: still within the budget
+    assert store.get(first.id) is not None
+    fourth = store.put(["big"])  # 180: the least recently used go until it fits
+    assert store.get(second.id) is None and store.get(fourth.id) is not None and store.bytes <= 100
+    third.result[0] = "big"  # an entry that grew (rendered PNGs) is re-measured on touch
+    store.get(third.id)
+    store.touch(third)
+    assert store.bytes <= 100 and store.get(third.id) is not None
+    lone = ExplanationStore(ttl_s=60, cap=10, max_bytes=5, weigh=lambda r: 50)
+    assert lone.get(lone.put("x").id) is not None  # the newest entry stays even when over budget
 
 
 def test_sd_notify_reaches_the_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,267 @@
+"""`edgefx bench serve`: cold start, memory and latency of the HTTP service, measured against a server on loopback."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from edgefx.config import Settings, default_lfw_dir
+
+HOST = "127.0.0.1"  # the benchmark only ever talks to a server it started on this machine's loopback
+TARGETS = {"cold_start_s": 3.0, "rss_ready_mb": 400.0, "rss_growth_pct": 5.0}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def load_pairs(lfw: Path, count: int) -> list[tuple[bytes, bytes]]:
+    """Image bytes of the first `count` pairs of pairsDevTest.txt, matched and mismatched interleaved."""
+    lines = (lfw / "pairsDevTest.txt").read_text().split("\n")
+    n = int(lines[0])
+    root = lfw / "lfw-deepfunneled"
+
+    def path(name: str, i: str) -> Path:
+        return root / name / f"{name}_{int(i):04d}.jpg"
+
+    pairs: list[tuple[bytes, bytes]] = []
+    for k in range(min(n, count)):
+        name, i, j = lines[1 + k].split()
+        pairs.append((path(name, i).read_bytes(), path(name, j).read_bytes()))
+        a, i, b, j = lines[1 + n + k].split()
+        pairs.append((path(a, i).read_bytes(), path(b, j).read_bytes()))
+    return pairs[:count]
+
+
+@dataclass
+class PhaseResult:
+    explain: bool
+    clients: int
+    duration_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    transport_errors: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        ok = len(self.latencies_ms)
+        lat = sorted(self.latencies_ms)
+        return {
+            "explain": self.explain,
+            "clients": self.clients,
+            "duration_s": round(self.duration_s, 2),
+            "ok": ok,
+            "throughput_rps": round(ok / self.duration_s, 3) if self.duration_s else 0.0,
+            "p50_ms": round(statistics.median(lat), 1) if lat else None,
+            "p95_ms": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 1) if lat else None,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "server_errors_5xx_other_than_503": sum(v for k, v in self.statuses.items() if k >= 500 and k != 503),
+            "transport_errors": self.transport_errors,
+        }
+
+
+def _post(client: httpx.Client, pair: tuple[bytes, bytes], explain: bool) -> httpx.Response:
+    files = {"image_a": ("a.jpg", pair[0], "image/jpeg"), "image_b": ("b.jpg", pair[1], "image/jpeg")}
+    return client.post("/v1/verify", params={"explain": str(explain).lower()}, files=files)
+
+
+def run_phase(base: str, pairs: list[tuple[bytes, bytes]], clients: int, explain: bool, duration_s: float,
+              max_requests: int | None = None) -> PhaseResult:
+    """`clients` threads post pairs back to back for `duration_s` (or until `max_requests`); 503s honour Retry-After."""
+    result = PhaseResult(explain, clients)
+    lock = threading.Lock()
+    counter = iter(range(10**9))
+    start = time.perf_counter()
+    deadline = start + duration_s
+
+    def client_loop() -> None:
+        with httpx.Client(base_url=base, timeout=httpx.Timeout(120.0)) as client:
+            while time.perf_counter() < deadline:
+                with lock:
+                    k = next(counter)
+                if max_requests is not None and k >= max_requests:
+                    return
+                t0 = time.perf_counter()
+                try:
+                    response = _post(client, pairs[k % len(pairs)], explain)
+                except httpx.TransportError:
+                    with lock:
+                        result.transport_errors += 1
+                    continue
+                elapsed_ms = (time.perf_counter() - t0) * 1e3
+                with lock:
+                    result.statuses[response.status_code] += 1
+                    if response.status_code == 200:
+                        result.latencies_ms.append(elapsed_ms)
+                if response.status_code in (429, 503):
+                    wait = float(response.headers.get("retry-after", "1"))
+                    time.sleep(max(0.0, min(wait, deadline - time.perf_counter())))
+
+    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result.duration_s = time.perf_counter() - start
+    return result
+
+
+def start_server(port: int, settings: Settings, threads: int | None) -> tuple[subprocess.Popen[bytes], float]:
+    """Start `edgefx serve` on loopback; returns the process and the seconds from spawn to /v1/ready = 200."""
+    env = dict(os.environ)
+    env.update({"EDGEFX_WORKERS": str(settings.workers), "EDGEFX_QUEUE_SIZE": str(settings.queue_size)})
+    env.pop("EDGEFX_TOKEN", None)
+    env.pop("EDGEFX_TOKEN_FILE", None)
+    cmd = [sys.executable, "-m", "edgefx.cli", "serve", "--host", HOST, "--port", str(port)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://{HOST}:{port}/v1/ready"
+    while True:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"the server exited with {proc.returncode}: {err[-2000:]}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return proc, time.perf_counter() - t0
+        except httpx.TransportError:
+            pass
+        if time.perf_counter() - t0 > 120:
+            proc.kill()
+            raise RuntimeError("the server was not ready within 120 s")
+        time.sleep(0.02)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> int:
+    proc.terminate()
+    try:
+        return proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, explain_duration_s: float = 20.0,
+                client_counts: tuple[int, ...] = (1, 4, 16), pair_count: int = 50, workers: int = 1,
+                queue_size: int = 8, threads: int | None = 2) -> dict[str, Any]:
+    """Every figure of `edgefx bench serve`, as a dict."""
+    pairs = load_pairs(lfw, pair_count)
+    settings = Settings.from_env(workers=workers, queue_size=queue_size)
+    port = _free_port()
+    proc, cold_start_s = start_server(port, settings, threads)
+    base = f"http://{HOST}:{port}"
+    try:
+        info = httpx.get(f"{base}/v1/info", timeout=10).json()
+        rss_ready = rss_mb(proc.pid)
+        warm = run_phase(base, pairs, 1, False, 60.0, max_requests=20)
+        rss_warm = rss_mb(proc.pid)
+        soak = run_phase(base, pairs, 4, False, 600.0, max_requests=requests)
+        rss_after = rss_mb(proc.pid)
+        phases = []
+        for explain, seconds in ((False, duration_s), (True, explain_duration_s)):
+            for clients in client_counts:
+                phases.append(run_phase(base, pairs, clients, explain, seconds).summary())
+        rss_end = rss_mb(proc.pid)
+        health = httpx.get(f"{base}/v1/health", timeout=10).status_code
+    finally:
+        exit_code = stop_server(proc)
+    growth_ready = 100 * (rss_after - rss_ready) / rss_ready
+    growth_warm = 100 * (rss_after - rss_warm) / rss_warm
+    bad = sum(p["server_errors_5xx_other_than_503"] + p["transport_errors"] for p in phases)
+    soak_summary = soak.summary()
+    return {
+        "server": {
+            "host": HOST,
+            "workers": workers,
+            "queue_size": queue_size,
+            "threads": threads,
+            "backend": info.get("backend"),
+            "device": info.get("device"),
+            "precision": info.get("precision"),
+            "engine_load_s": info.get("load_seconds"),
+            "pid_exit_code": exit_code,
+            "cpu_count": os.cpu_count(),
+        },
+        "cold_start_s": round(cold_start_s, 3),
+        "rss_mb": {
+            "ready": round(rss_ready, 1),
+            "after_20_warmup": round(rss_warm, 1),
+            f"after_{requests}": round(rss_after, 1),
+            "after_load_phases": round(rss_end, 1),
+            "growth_pct_vs_ready": round(growth_ready, 2),
+            "growth_pct_vs_warmup": round(growth_warm, 2),
+        },
+        "soak": {"requests": requests, "clients": 4, **{k: soak_summary[k] for k in
+                 ("duration_s", "ok", "throughput_rps", "p50_ms", "p95_ms", "statuses", "transport_errors")}},
+        "warmup_statuses": warm.summary()["statuses"],
+        "load": phases,
+        "health_after": health,
+        "targets": {
+            "cold_start_s<=3": cold_start_s <= TARGETS["cold_start_s"],
+            "rss_ready_mb<=400": rss_ready <= TARGETS["rss_ready_mb"],
+            "rss_growth_pct<=5 (vs ready)": growth_ready <= TARGETS["rss_growth_pct"],
+            "rss_growth_pct<=5 (vs warm-up)": growth_warm <= TARGETS["rss_growth_pct"],
+            "no 5xx but 503, no dropped connections": bad == 0 and soak.transport_errors == 0,
+        },
+    }
+
+
+def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """`edgefx bench serve` (the CLI calls this with the `bench` group's subparsers)."""
+    p = subparsers.add_parser("serve", help="cold start, RSS and latency of the HTTP service on loopback")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--requests", type=int, default=1000, help="verify requests before the second RSS reading")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per load phase without explain")
+    p.add_argument("--explain-duration", type=float, default=20.0, help="seconds per load phase with explain")
+    p.add_argument("--clients", default="1,4,16", help="comma-separated concurrent client counts")
+    p.add_argument("--pairs", type=int, default=50, help="LFW DevTest pairs to cycle through")
+    p.add_argument("--workers", type=int, default=1, help="server inference workers")
+    p.add_argument("--queue-size", type=int, default=8, help="server queue size")
+    p.add_argument("--threads", type=int, default=2, help="inference threads per model in the server")
+    p.add_argument("--lfw", type=Path, default=None, help="LFW folder (default EDGEFX_LFW or ../shared/lfw)")
+    p.set_defaults(func=cmd_bench_serve)
+    return p
+
+
+def cmd_bench_serve(args: argparse.Namespace) -> int:
+    figures = bench_serve(
+        lfw=args.lfw or default_lfw_dir(),
+        requests=args.requests,
+        duration_s=args.duration,
+        explain_duration_s=args.explain_duration,
+        client_counts=tuple(int(c) for c in args.clients.split(",") if c.strip()),
+        pair_count=args.pairs,
+        workers=args.workers,
+        queue_size=args.queue_size,
+        threads=args.threads,
+    )
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print(f"cold start {figures['cold_start_s']} s; RSS {figures['rss_mb']}")
+        for p in figures["load"]:
+            print(f"explain={p['explain']!s:5} clients={p['clients']:2d} {p['throughput_rps']:7.2f} req/s "
+                  f"p50 {p['p50_ms']} ms p95 {p['p95_ms']} ms statuses {p['statuses']}")
+    return 0
