@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
+import os
 import socket
 import struct
 import threading
@@ -20,7 +22,7 @@ import pytest
 from edgefx.config import Settings
 from edgefx.errors import InvalidRequest
 from edgefx.image import decode_image
-from edgefx.server import UnsafeBind, check_bind, create_app, resolve_token, sd_notify
+from edgefx.server import UnsafeBind, _uvicorn_server, check_bind, create_app, resolve_token, sd_notify
 from edgefx.store import ExplanationStore
 from live_server import lfw_pairs, real_engine, require_lfw, serving
 
@@ -441,6 +443,39 @@ def test_sd_notify_reaches_the_socket(tmp_path: Path, monkeypatch: pytest.Monkey
         assert listener.recv(64) == b"READY=1"
     monkeypatch.delenv("NOTIFY_SOCKET")
     assert not sd_notify("READY=1")
+
+
+def test_service_notifies_ready_and_pings_watchdog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under systemd (Type=notify, WatchdogSec) the server says READY=1 once it listens, then pings the watchdog."""
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(path))
+        listener.settimeout(15)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        monkeypatch.setenv("WATCHDOG_USEC", "200000")
+        monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        settings = Settings(port=port)
+        server = _uvicorn_server(create_app(FakeEngine(), settings, token=""), settings)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            ready = listener.recv(256).decode()
+            assert ready.startswith("READY=1")
+            assert httpx.get(f"http://127.0.0.1:{port}/v1/health").status_code == 200  # READY means listening
+            assert listener.recv(64) == b"WATCHDOG=1"
+            assert listener.recv(64) == b"WATCHDOG=1"
+        finally:
+            server.should_exit = True
+            thread.join(timeout=20)
+        messages = []
+        with contextlib.suppress(TimeoutError):
+            listener.settimeout(1)
+            while True:
+                messages.append(listener.recv(64))
+        assert b"STOPPING=1" in messages
 
 
 # ---------------------------------------------------------------------------------------------- real engine, real LFW
