@@ -16,13 +16,11 @@ from itertools import combinations
 import cv2
 import numpy as np
 
+from edgefx.align import ARCFACE_TEMPLATE, similarity_transform
 from edgefx.errors import InvalidRequest
 
 CROP_SIZE = 112
-TEMPLATE = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-    dtype=np.float32,
-)
+TEMPLATE = ARCFACE_TEMPLATE
 REGIONS = (
     "forehead", "left_eyebrow", "right_eyebrow", "left_eye", "right_eye",
     "nose", "left_cheek", "right_cheek", "mouth", "chin",
@@ -77,9 +75,14 @@ def region_labels(landmarks: np.ndarray | None = None) -> np.ndarray:
     pts = np.asarray(landmarks, np.float32)
     if pts.shape != (5, 2) or not np.isfinite(pts).all():
         raise InvalidRequest(f"landmarks must be 5 finite (x, y) points, got shape {pts.shape}")
-    matrix, _ = cv2.estimateAffinePartial2D(TEMPLATE, pts, method=cv2.LMEDS)
-    if matrix is None:
-        raise InvalidRequest("landmarks are degenerate: no similarity transform to the template")
+    if np.linalg.norm(pts[1] - pts[0]) < 2.0:
+        raise InvalidRequest("landmarks are degenerate: the eyes are less than 2 px apart")
+    if np.allclose(pts, TEMPLATE, atol=1e-3):
+        return _template_labels()
+    try:
+        matrix = similarity_transform(TEMPLATE, pts)
+    except ValueError as exc:
+        raise InvalidRequest(f"landmarks are degenerate: {exc}") from None
     return cv2.warpAffine(_template_labels(), matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_NEAREST,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
