@@ -13,11 +13,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from edgefx.config import Settings, default_lfw_dir
+
+if TYPE_CHECKING:
+    import httpx
 
 HOST = "127.0.0.1"  # the benchmark only ever talks to a server it started on this machine's loopback
 TARGETS = {"cold_start_s": 3.0, "rss_ready_mb": 400.0, "rss_growth_pct": 5.0}
@@ -81,7 +82,7 @@ class PhaseResult:
         }
 
 
-def _post(client: httpx.Client, pair: tuple[bytes, bytes], explain: bool) -> httpx.Response:
+def _post(client: "httpx.Client", pair: tuple[bytes, bytes], explain: bool) -> "httpx.Response":
     files = {"image_a": ("a.jpg", pair[0], "image/jpeg"), "image_b": ("b.jpg", pair[1], "image/jpeg")}
     return client.post("/v1/verify", params={"explain": str(explain).lower()}, files=files)
 
@@ -89,6 +90,8 @@ def _post(client: httpx.Client, pair: tuple[bytes, bytes], explain: bool) -> htt
 def run_phase(base: str, pairs: list[tuple[bytes, bytes]], clients: int, explain: bool, duration_s: float,
               max_requests: int | None = None) -> PhaseResult:
     """`clients` threads post pairs back to back for `duration_s` (or until `max_requests`); 503s honour Retry-After."""
+    import httpx
+
     result = PhaseResult(explain, clients)
     lock = threading.Lock()
     counter = iter(range(10**9))
@@ -129,6 +132,8 @@ def run_phase(base: str, pairs: list[tuple[bytes, bytes]], clients: int, explain
 
 def start_server(port: int, settings: Settings, threads: int | None) -> tuple[subprocess.Popen[bytes], float]:
     """Start `edgefx serve` on loopback; returns the process and the seconds from spawn to /v1/ready = 200."""
+    import httpx
+
     env = dict(os.environ)
     env.update({"EDGEFX_WORKERS": str(settings.workers), "EDGEFX_QUEUE_SIZE": str(settings.queue_size)})
     env.pop("EDGEFX_TOKEN", None)
@@ -167,6 +172,8 @@ def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, ex
                 client_counts: tuple[int, ...] = (1, 4, 16), pair_count: int = 50, workers: int = 1,
                 queue_size: int = 8, threads: int | None = 2) -> dict[str, Any]:
     """Every figure of `edgefx bench serve`, as a dict."""
+    import httpx
+
     pairs = load_pairs(lfw, pair_count)
     settings = Settings.from_env(workers=workers, queue_size=queue_size)
     port = _free_port()
