@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import cv2
@@ -110,7 +111,12 @@ def default_sigma(grid: int) -> float:
 
 
 def gaussian_windows(grid: int, sigma: float) -> np.ndarray:
-    """(grid*grid, 112, 112) float32 Gaussian windows with peak 1."""
+    """(grid*grid, 112, 112) float32 Gaussian windows with peak 1 (read-only, cached)."""
+    return _windows(int(grid), float(sigma))
+
+
+@lru_cache(maxsize=8)
+def _windows(grid: int, sigma: float) -> np.ndarray:
     if grid < 2 or grid > 16:
         raise InvalidRequest(f"grid must be between 2 and 16, got {grid}")
     if not sigma > 0:
@@ -119,7 +125,9 @@ def gaussian_windows(grid: int, sigma: float) -> np.ndarray:
     px = np.arange(CROP_SIZE, dtype=np.float32) + 0.5
     gx = np.exp(-((px[None, :] - centers[:, 0:1]) ** 2) / (2 * sigma**2))
     gy = np.exp(-((px[None, :] - centers[:, 1:2]) ** 2) / (2 * sigma**2))
-    return (gy[:, :, None] * gx[:, None, :]).astype(np.float32)
+    windows = (gy[:, :, None] * gx[:, None, :]).astype(np.float32)
+    windows.setflags(write=False)
+    return windows
 
 
 def neutral_fill(crop: np.ndarray, fill: str) -> np.ndarray:
@@ -153,9 +161,13 @@ def window_scores(saliency: np.ndarray, windows: np.ndarray) -> np.ndarray:
     return np.tensordot(windows, saliency, axes=([1, 2], [0, 1])) / windows.sum(axis=(1, 2))
 
 
-def composite(base: np.ndarray, other: np.ndarray, keep: np.ndarray) -> np.ndarray:
+def composite(base: np.ndarray, other: np.ndarray, keep: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """other + (base - other) * keep, broadcast over a stack of keep masks (n, 112, 112) -> (n, 112, 112, 3)."""
-    return other[None] + (base - other)[None] * keep[..., None]
+    if out is None:
+        out = np.empty((*keep.shape, 3), np.float32)
+    np.multiply(keep[..., None], base - other, out=out)
+    out += other
+    return out
 
 
 class _Face:
@@ -332,7 +344,9 @@ def explain_pair(
     if need_removal:
         t = time.perf_counter()
         keep = 1.0 - windows
-        batch = np.concatenate([composite(f.crop, f.fill, keep) for f in faces])
+        batch = np.empty((2 * n_win, CROP_SIZE, CROP_SIZE, 3), np.float32)
+        for i, f in enumerate(faces):
+            composite(f.crop, f.fill, keep, out=batch[i * n_win : (i + 1) * n_win])
         targets = np.concatenate([np.broadcast_to(f.target, (n_win, f.target.shape[0])) for f in faces])
         s = _scores(embed, batch, targets)
         singles["removal"] = [s[:n_win], s[n_win:]]
@@ -343,9 +357,11 @@ def explain_pair(
     if need_reveal:
         t = time.perf_counter()
         keep = 1.0 - windows
-        batch = np.concatenate(
-            [np.concatenate([f.fill[None], composite(f.fill, f.crop, keep)]) for f in faces]
-        )
+        batch = np.empty((2 * (n_win + 1), CROP_SIZE, CROP_SIZE, 3), np.float32)
+        for i, f in enumerate(faces):
+            start = i * (n_win + 1)
+            batch[start] = f.fill
+            composite(f.fill, f.crop, keep, out=batch[start + 1 : start + 1 + n_win])
         targets = np.concatenate([np.broadcast_to(f.target, (n_win + 1, f.target.shape[0])) for f in faces])
         s = _scores(embed, batch, targets)
         canvas_scores = [float(s[0]), float(s[n_win + 1])]
