@@ -314,7 +314,12 @@ def create_app(
     @app.exception_handler(EdgefxError)
     async def _edgefx_error(_: Request, exc: EdgefxError) -> JSONResponse:
         if exc.status >= 500 and not isinstance(exc, Busy):
+            # Server-side faults name files and models: the details go to the log, not to the client.
             log.error("%s: %s", exc.code, exc.message)
+            return JSONResponse(
+                {"error": {"code": exc.code, "message": "the service cannot answer this now; see its log"}},
+                status_code=exc.status,
+            )
         return _error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from edgefx.config import Settings
-from edgefx.errors import InvalidRequest
+from edgefx.errors import InvalidRequest, ModelMissing
 from edgefx.image import decode_image
 from edgefx.server import UnsafeBind, _uvicorn_server, check_bind, create_app, resolve_token, sd_notify
 from edgefx.store import ExplanationStore
@@ -93,6 +93,8 @@ class FakeEngine:
         return FakeResult(explain, methods)
 
     def ask(self, context: list[str], question: str) -> FakeAnswer:
+        if question == "model gone":
+            raise ModelMissing("no model qa/int8 in /srv/secret/models/manifest.json")
         return FakeAnswer(context[0], 0.8, context[0], ["Which region mattered most?"])
 
     def info(self) -> dict[str, Any]:
@@ -278,6 +280,8 @@ def test_question_limits(client: httpx.Client, fake_explanation_id: str) -> None
     assert_error(client.post(url, json={"q": "why"}), 400, "invalid_request")
     assert_error(client.post(url, content=b"{not json", headers={"content-type": "application/json"}), 400, "invalid_request")
     assert_error(client.post(url, content=b"why?", headers={"content-type": "text/plain"}), 415, "unsupported_media_type")
+    error = assert_error(client.post(url, json={"question": "model gone"}), 503, "model_missing")
+    assert "/srv/secret" not in error["message"]  # server-side details stay in the log
     r = client.post(url, json={"question": "Which region mattered most?"})
     assert r.status_code == 200
     assert set(r.json()) >= {"answer", "confidence", "evidence", "suggestions"}
