@@ -1,10 +1,11 @@
 """facenet-pytorch 2.6.0's own MTCNN, made importable under our torch, as the reference for tests.
 
 facenet_pytorch imports torchvision (only for `batched_nms` and `to_tensor`) and Pillow, and
-torchvision does not work with our torch. We install the wheel with --no-deps into a cache
-directory, put tiny torch implementations of those two functions in `sys.modules`, and import
-`facenet_pytorch.models.mtcnn` without running the package `__init__` (which pulls in
-training code and `requests`). Only tests and export tools may use this module: it needs torch.
+torchvision does not work with our torch. export.sources installs the pinned wheel with --no-deps
+into a cache directory; we check the sha256 of the files the reference runs, put tiny torch
+implementations of those two functions in `sys.modules`, and import `facenet_pytorch.models.mtcnn`
+without running the package `__init__` (which pulls in training code and `requests`).
+Only tests may use this module: it needs torch.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
-import subprocess
 import sys
 import types
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # for `export`, which is not an installed package
 
 FACENET_PYTORCH = "facenet-pytorch"
 FACENET_PYTORCH_VERSION = "2.6.0"
@@ -42,38 +46,27 @@ def _has_pinned_files(root: Path) -> bool:
     return all((root / rel).is_file() and _sha256(root / rel) == digest for rel, digest in PINNED_SHA256.items())
 
 
-def _cache_dir() -> Path:
-    base = Path(os.environ.get("EDGEFX_CACHE", Path.home() / ".cache" / "edgefx"))
-    return base / "src" / f"{FACENET_PYTORCH}-{FACENET_PYTORCH_VERSION}"
-
-
 def locate_facenet_pytorch() -> Path:
-    """Directory that contains the pinned `facenet_pytorch/` package; installs it there if needed."""
+    """Directory that contains the pinned `facenet_pytorch/` package, installed by export.sources if needed."""
     try:
         from importlib.metadata import PackageNotFoundError, distribution
 
         dist = distribution(FACENET_PYTORCH)
-        if dist.version == FACENET_PYTORCH_VERSION:
-            root = Path(str(dist.locate_file("")))
-            if _has_pinned_files(root):
-                return root
+        root = Path(str(dist.locate_file("")))
+        if dist.version == FACENET_PYTORCH_VERSION and _has_pinned_files(root):
+            return root
     except PackageNotFoundError:
         pass
-    target = _cache_dir()
-    if _has_pinned_files(target):
-        return target
-    target.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
-           "--upgrade", "--target", str(target), f"{FACENET_PYTORCH}=={FACENET_PYTORCH_VERSION}"]
-    local_wheels = Path("/tmp/dl")
-    if local_wheels.is_dir():
-        cmd[4:4] = ["--find-links", str(local_wheels)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise ReferenceUnavailable(f"pip could not install {FACENET_PYTORCH}: {proc.stderr.strip()[-500:]}")
-    if not _has_pinned_files(target):
-        raise ReferenceUnavailable(f"{target} does not hold the pinned {FACENET_PYTORCH} files (sha256 mismatch)")
-    return target
+    from export.sources import FACENET_PYTORCH as SOURCE
+    from export.sources import SourceError, ensure_installed
+
+    try:
+        root = ensure_installed(SOURCE)
+    except SourceError as exc:
+        raise ReferenceUnavailable(str(exc)) from exc
+    if not _has_pinned_files(root):
+        raise ReferenceUnavailable(f"{root} does not hold the pinned {FACENET_PYTORCH} files (sha256 mismatch)")
+    return root
 
 
 def _batched_nms(boxes, scores, idxs, iou_threshold: float):
@@ -163,6 +156,31 @@ def reference_mtcnn(min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7), factor:
     mod = import_reference_module()
     return mod.MTCNN(min_face_size=min_face_size, thresholds=list(thresholds), factor=factor,
                      select_largest=False, device=torch.device("cpu")).eval()
+
+
+def detector_nets(threads: int = 2, backend: str = "onnxruntime") -> tuple:
+    """Our P/R/O-Nets: the built fp32 models from the manifest, else exported on the fly into a cache folder.
+
+    The fallback keeps the detector tests meaningful on a checkout whose models are not built yet
+    (it needs torch, like the reference itself); it uses the same exporter as `python -m export`.
+    """
+    from edgefx.backend import OnnxRuntimeModel, load_model
+    from edgefx.errors import ModelMissing
+
+    try:
+        return tuple(load_model(n, "fp32", backend=backend, threads=threads) for n in ("pnet", "rnet", "onet"))
+    except ModelMissing:
+        pass
+    from export.mtcnn import export_onnx_bytes
+
+    out_dir = Path(os.environ.get("EDGEFX_CACHE", Path.home() / ".cache" / "edgefx")) / "test-mtcnn"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nets = []
+    for name in ("pnet", "rnet", "onet"):
+        path = out_dir / f"{name}.onnx"
+        path.write_bytes(export_onnx_bytes(name))
+        nets.append(OnnxRuntimeModel(name, path, threads=threads))
+    return tuple(nets)
 
 
 if __name__ == "__main__":
