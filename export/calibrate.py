@@ -13,7 +13,7 @@ from edgefx.engine import load_face_models
 from edgefx.evaluate import embed_images, pair_scores
 from edgefx.lfw import accuracy_at, lfw_image_root, read_pairs
 from edgefx.verify import Calibration, calibration_path
-from export.manifest import MODELS_DIR, read_manifest, update_calibration
+from export.manifest import MODELS_DIR, model_entries, read_manifest, update_calibration
 from export.sources import sha256_file
 
 
@@ -21,7 +21,7 @@ def calibrate(precision: str, lfw: Path | None = None, force: bool = False) -> P
     """Writes models/calibration/sface-<precision>.json; returns its path (None when LFW is absent)."""
     out = calibration_path(MODELS_DIR, "sface", precision)
     lfw = Path(lfw) if lfw else default_lfw_dir()
-    model_entry = read_manifest()["models"].get(f"sface/{precision}")
+    model_entry = model_entries().get(f"sface/{precision}")
     if model_entry is None:
         print(f"calibrate sface/{precision}: model not built; skipped")
         return None

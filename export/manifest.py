@@ -2,12 +2,13 @@
 
 Layout of the file:
     {"format": 1,
-     "models": {"<name>/<precision>": {"files": {"onnx": {"path", "sha256"},
-                                                  "openvino": {"xml": {"path", "sha256"}, "bin": {...}}},
-                                        "source": {...}, "license": ..., "inputs": [...], "outputs": [...],
-                                        "precision": ..., "parity": {...}, "built_with": {...}}},
+     "<name>/<precision>": {"files": {"onnx": {"path", "sha256"},
+                                      "openvino": {"xml": {"path", "sha256"}, "bin": {"path", "sha256"}}},
+                            "source": {...}, "license": ..., "inputs": [...], "outputs": [...],
+                            "precision": ..., "parity": {...}, "built_with": {...}},
+     ...,
      "calibration": {"<name>-<precision>": {...}}}
-Paths are relative to the models/ folder.
+Model entries sit at the top level (every dict value with a "files" key); paths are relative to models/.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def manifest_path() -> Path:
 
 
 def _empty() -> dict[str, Any]:
-    return {"format": FORMAT, "models": {}, "calibration": {}}
+    return {"format": FORMAT, "calibration": {}}
 
 
 def read_manifest() -> dict[str, Any]:
@@ -39,7 +40,7 @@ def read_manifest() -> dict[str, Any]:
     if not path.is_file():
         return _empty()
     data = json.loads(path.read_text())
-    data.setdefault("models", {})
+    data.setdefault("format", FORMAT)
     data.setdefault("calibration", {})
     return data
 
@@ -58,9 +59,16 @@ def _locked() -> Iterator[dict[str, Any]]:
 
 
 def update_manifest(key: str, entry: dict[str, Any]) -> None:
-    """Set models[key] = entry (key is `<name>/<precision>`), keeping every other entry."""
+    """Set the entry of `key` (`<name>/<precision>`), keeping every other entry."""
+    if "/" not in key:
+        raise ValueError(f"manifest model keys are <name>/<precision>, got {key!r}")
     with _locked() as data:
-        data["models"][key] = entry
+        data[key] = entry
+
+
+def model_entries() -> dict[str, dict[str, Any]]:
+    """Every `<name>/<precision>` entry of the manifest."""
+    return {k: v for k, v in read_manifest().items() if isinstance(v, dict) and "files" in v}
 
 
 def update_calibration(key: str, entry: dict[str, Any]) -> None:
