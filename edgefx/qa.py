@@ -136,13 +136,14 @@ class QuestionAnswerer:
     """Extractive QA over a context document; thread-safe; caches sentence embeddings per context."""
 
     def __init__(self, precision: str = "int8", backend: str = "auto", device: str = "CPU", threads: int | None = 2,
-                 models_dir: Path | None = None, top_k: int = TOP_K, threshold: float | None = None) -> None:
+                 models_dir: Path | None = None, top_k: int = TOP_K, threshold: float | None = None,
+                 verify_hashes: bool = True) -> None:
         from edgefx.backend import load_model
         from edgefx.config import default_models_dir
 
         models_dir = Path(models_dir or default_models_dir())
-        self.qa = load_model("qa", precision, backend, device, threads, models_dir=models_dir)
-        self.sentence = load_model("sentence", precision, backend, device, threads, models_dir=models_dir)
+        self.qa = load_model("qa", precision, backend, device, threads, models_dir, verify_hashes)
+        self.sentence = load_model("sentence", precision, backend, device, threads, models_dir, verify_hashes)
         self.tokenizer = load_tokenizer(models_dir / "qa" / "tokenizer.json")
         self.precision = precision
         self.top_k = top_k
@@ -150,6 +151,12 @@ class QuestionAnswerer:
         self._cache: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self._suggestion_vectors = self.embed(SUGGESTIONS)
+
+    @classmethod
+    def load(cls, settings: Any, precision: str = "int8") -> "QuestionAnswerer":
+        """From `edgefx.config.Settings`; QA runs int8 (same answers as fp32 on the dev set, faster; see README)."""
+        return cls(precision=precision, backend=settings.backend, device=settings.device, threads=settings.threads,
+                   models_dir=settings.models_dir, verify_hashes=settings.verify_hashes)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalised sentence embeddings, one row per text."""
@@ -217,12 +224,27 @@ class QuestionAnswerer:
         sentence = max(i for i, start in enumerate(starts) if start <= char_start)
         return text[char_start:char_end], float(best_score), sentence
 
+    def _span(self, context: list[str], question: str) -> tuple[str | None, float, str | None, np.ndarray]:
+        question = validate_question(question)
+        question_vector = self.embed([question])[0]
+        chosen = [context[i] for i in self.select(context, question, question_vector)] if context else []
+        if not chosen:
+            return None, 0.0, None, question_vector
+        span, confidence, sentence = self.extract(question, chosen)
+        return span, confidence, chosen[sentence] if sentence is not None else None, question_vector
+
+    def raw_answer(self, context: list[str], question: str) -> tuple[str | None, float, str | None]:
+        """The best span before the refusal threshold: (span or None, confidence, evidence sentence)."""
+        span, confidence, evidence, _ = self._span(context, question)
+        return span, confidence, evidence
+
     def answer(self, context: list[str], question: str) -> Answer:
         """Answer `question` from `context`, or refuse with suggestions when the model is not confident enough."""
-        question = validate_question(question)
-        (question_vector,) = self.embed([question])
-        chosen = [context[i] for i in self.select(context, question, question_vector)] if context else []
-        span, confidence, sentence = self.extract(question, chosen) if chosen else (None, 0.0, None)
+        span, confidence, evidence, question_vector = self._span(context, question)
         if span is None or confidence < self.threshold:
             return Answer(REFUSAL, round(confidence, 4), None, self.suggestions(question_vector), answered=False)
-        return Answer(span, round(confidence, 4), chosen[sentence] if sentence is not None else None)
+        return Answer(span, round(confidence, 4), evidence)
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()

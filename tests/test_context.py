@@ -1,0 +1,115 @@
+"""The context document states the result's facts, and only numbers that come from the result."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from edgefx.context import build_context, build_facts
+from export.qa_corpus import random_result
+
+REAL_RESULTS = Path(__file__).parent / "data" / "qa_dev_results.json"
+
+
+def _numbers(value: object) -> list[float]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _numbers(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _numbers(v)]
+    return []
+
+
+def _traceable(result: dict) -> set[str]:
+    """Every number the context may print: result values and the two derived ones, in each printed format."""
+    values = _numbers(result)
+    values.append(abs(result["score"] - result["threshold"]))
+    values += [100 * result["confidence"]]
+    explanation = result.get("explanation") or {}
+    if explanation.get("timings_ms"):
+        values.append(sum(explanation["timings_ms"].values()))
+    methods = explanation.get("methods") or []
+    values += [len(methods), len(methods) - 1, 1.0]  # "k of N methods", "(1 is full agreement)"
+    printed = set()
+    for v in values:
+        printed |= {f"{v:.0f}", f"{v:.1f}", f"{v:.2f}", f"{v:.3f}"}
+    return printed
+
+
+def _results() -> list[dict]:
+    rng = random.Random(7)
+    results = [random_result(rng) for _ in range(30)]
+    if REAL_RESULTS.is_file():
+        results += [entry["result"] for entry in json.loads(REAL_RESULTS.read_text()).values()]
+    return results
+
+
+@pytest.mark.parametrize("result", _results())
+def test_every_number_comes_from_the_result(result: dict) -> None:
+    printed = _traceable(result)
+    for sentence in build_context(result):
+        for number in re.findall(r"(?<![A-Za-z0-9.])-?\d+(?:\.\d+)?", sentence):
+            assert number.lstrip("-") in printed or number in printed, (number, sentence)
+
+
+def _result(match: bool, score: float, threshold: float) -> dict:
+    result = random_result(random.Random(3))
+    result.update(match=match, score=score, threshold=threshold, confidence=0.9871)
+    return result
+
+
+def test_decision_score_threshold_and_comparison() -> None:
+    context = build_context(_result(False, 0.2134, 0.3051))
+    assert "The decision is no match: the two photos are judged to show different people." in context
+    assert "The similarity score between the two faces is 0.213." in context
+    assert "The decision threshold is 0.305." in context
+    assert "The score is 0.092 below the threshold." in context
+    assert "It is not a match because the score 0.213 is below the threshold 0.305." in context
+    assert "The PIC confidence of this decision is 98.7%." in context
+    matched = build_context(_result(True, 0.6, 0.3))
+    assert "It is a match because the score 0.600 is above the threshold 0.300." in matched
+
+
+def test_top_second_least_regions_follow_the_table_ranks() -> None:
+    result = _result(True, 0.6, 0.3)
+    rows = [r for r in result["explanation"]["table"] if r["image"] == "b" and r["method"] == "greedy_removal"]
+    rows.sort(key=lambda r: r["rank"])
+    facts = {f.key: f for f in build_facts(result)}
+    top = facts["top:b:greedy_removal"]
+    assert top.answer == "the " + rows[0]["region"].replace("_", " ")
+    assert f"{rows[0]['share']:.1f}%" in top.text and "second photo (B)" in top.text
+    assert facts["second:b:greedy_removal"].answer == "the " + rows[1]["region"].replace("_", " ")
+    assert facts["least:b:greedy_removal"].answer == "the " + rows[-1]["region"].replace("_", " ")
+
+
+def test_sides_methods_faces_model_and_timings_are_described() -> None:
+    result = _result(True, 0.6, 0.3)
+    text = " ".join(build_context(result))
+    assert "Left and right are the subject's own" in text
+    for label in ("S-", "G-", "S+", "G+", "Avg"):
+        assert f"({label})" in text
+    face = result["faces"][0]
+    assert f"The face found in the first photo (A) is {face['size_px']} pixels wide." in text
+    assert f"The face detector confidence for the first photo (A) is {face['score']:.3f}." in text
+    assert f"The models run with {result['model']['backend']}" in text
+    assert f"The verification took {result['timings_ms']['total']:.1f} ms in total." in text
+
+
+def test_without_explanation_there_are_no_region_facts() -> None:
+    result = _result(True, 0.6, 0.3)
+    del result["explanation"]
+    keys = [f.key for f in build_facts(result)]
+    assert "decision" in keys and not any(k.startswith(("top:", "share:", "method:")) for k in keys)
+
+
+def test_every_answer_span_is_inside_its_sentence() -> None:
+    for result in _results():
+        for fact in build_facts(result):
+            assert fact.answer and fact.answer in fact.text
