@@ -299,7 +299,8 @@ def _run_other_builders(threads: int, force: bool, calib_dir: Path | None) -> No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__)
-    parser.add_argument("step", choices=["all", "faces", "mtcnn", "sface", "int8", "openvino", "verify", "clean"])
+    parser.add_argument("step", choices=["all", "faces", "mtcnn", "sface", "int8", "openvino", "qa", "verify",
+                                         "clean"])
     parser.add_argument("--calib", type=Path, default=None, help="folder of photos to calibrate int8 on "
                         "(default: LFW pairsDevTrain from $EDGEFX_LFW or ../shared/lfw)")
     parser.add_argument("--force", action="store_true", help="rebuild even what is up to date (recalibrates int8)")
@@ -309,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if verify() else 0
     if args.step == "clean":
         clean()
+        return 0
+    if args.step == "qa":
+        from export.qa import build as build_qa
+        build_qa(threads=args.threads, force=args.force)
         return 0
     import torch
     torch.set_num_threads(args.threads)

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from export.manifest import MODELS_DIR, built_with, file_record, update_manifest
+from export.manifest import (MODELS_DIR, built_with, entry_files, file_record, model_entries, record_matches,
+                             update_manifest)
 from export.sources import Source, cache_dir, source_file, provenance, sha256_file
 
 log = logging.getLogger(__name__)
@@ -309,8 +310,36 @@ def _entry(name: str, precision: str, onnx_path: Path, xml: Path, binf: Path, ou
     }
 
 
-def build(threads: int = 1, max_minutes: float = 30.0, force_train: bool = False) -> None:
+KEYS = ("qa/fp32", "qa/int8", "sentence/fp32", "sentence/int8")
+
+
+def up_to_date() -> bool:
+    """All four entries exist, their files have the recorded hashes, and they were built from this recipe."""
+    entries = model_entries()
+    return all(key in entries and entries[key].get("recipe_hash") == recipe_hash()
+               and all(record_matches(r) for r in entry_files(entries[key])) for key in KEYS)
+
+
+def calibrate_thresholds(threads: int) -> None:
+    """Refusal threshold per precision from the dev calibration split -> models/calibration/qa-<precision>.json."""
+    from edgefx.qa import QuestionAnswerer
+    from edgefx.qa_eval import DEV_RESULTS, calibrate
+
+    if not DEV_RESULTS.is_file():
+        log.warning("no %s: QA refusal thresholds not calibrated", DEV_RESULTS)
+        return
+    for precision in ("fp32", "int8"):
+        qa = QuestionAnswerer(precision=precision, backend="onnxruntime", threads=threads, models_dir=MODELS_DIR)
+        record = calibrate(qa, MODELS_DIR / "calibration" / f"qa-{precision}.json")
+        log.info("qa-%s refusal threshold %.4f (%s)", precision, record["threshold"], record["calibration_metrics"])
+
+
+def build(threads: int = 1, max_minutes: float = 30.0, force_train: bool = False, force: bool = False) -> None:
     """`python -m export qa`: train (or reuse cached weights), export qa + sentence as fp32/int8 ONNX + OpenVINO IR."""
+    if not (force or force_train) and up_to_date():
+        log.info("qa/sentence models are up to date (recipe %s)", recipe_hash())
+        print("qa: up to date")
+        return
     import torch
     from transformers import BertForQuestionAnswering, BertModel
 
@@ -336,8 +365,10 @@ def build(threads: int = 1, max_minutes: float = 30.0, force_train: bool = False
             xml, binf = to_openvino(path)
             parity = {"max_abs_vs_fp32_onnx": _parity(fp32, path, feeds)} if precision == "int8" else {}
             update_manifest(f"{name}/{precision}", _entry(name, precision, path, xml, binf, outputs,
-                                                          {**extra, "parity": parity}))
+                                                          {**extra, "parity": parity,
+                                                           "recipe_hash": recipe_hash()}))
             log.info("%s/%s: %s (%.1f MB) %s", name, precision, path, path.stat().st_size / 1e6, parity)
+    calibrate_thresholds(threads)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -346,9 +377,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="torch threads; 1 measured 2.5x faster than 2 on a busy 2-core machine")
     parser.add_argument("--max-minutes", type=float, default=30.0, help="safety cap on training time")
     parser.add_argument("--force-train", action="store_true", help="retrain even when cached weights exist")
+    parser.add_argument("--force", action="store_true", help="re-export even when the models are up to date")
+    parser.add_argument("--calibrate-only", action="store_true", help="only recompute the refusal thresholds")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    build(args.threads, args.max_minutes, args.force_train)
+    if args.calibrate_only:
+        calibrate_thresholds(args.threads)
+        return
+    build(args.threads, args.max_minutes, args.force_train, args.force)
 
 
 if __name__ == "__main__":
