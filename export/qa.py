@@ -259,11 +259,11 @@ def export_onnx(module: Any, path: Path, outputs: list[str]) -> None:
 
 
 def quantize_int8(src: Path, dst: Path, per_channel: bool) -> None:
-    """Dynamic int8 of the MatMuls (weights int8, activations quantized at run time)."""
+    """Dynamic int8: MatMul weights int8 (activations quantized at run time), embedding tables int8 (Gather)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel,
-                     op_types_to_quantize=["MatMul"])
+                     op_types_to_quantize=["MatMul", "Gather"])
 
 
 def to_openvino(onnx_path: Path) -> tuple[Path, Path]:
