@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import httpx
 
 HOST = "127.0.0.1"  # the benchmark only ever talks to a server it started on this machine's loopback
+CLIENT_TIMEOUT_S = 300.0  # well past the server's own bound on queueing (max_queue_wait_s)
 TARGETS = {"cold_start_s": 3.0, "rss_ready_mb": 400.0, "rss_growth_pct": 5.0}
 
 
@@ -64,6 +65,7 @@ class PhaseResult:
     latencies_ms: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
     transport_errors: int = 0
+    client_timeouts: int = 0
 
     def summary(self) -> dict[str, Any]:
         ok = len(self.latencies_ms)
@@ -79,6 +81,7 @@ class PhaseResult:
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "server_errors_5xx_other_than_503": sum(v for k, v in self.statuses.items() if k >= 500 and k != 503),
             "transport_errors": self.transport_errors,
+            "client_timeouts": self.client_timeouts,
         }
 
 
@@ -99,7 +102,7 @@ def run_phase(base: str, pairs: list[tuple[bytes, bytes]], clients: int, explain
     deadline = start + duration_s
 
     def client_loop() -> None:
-        with httpx.Client(base_url=base, timeout=httpx.Timeout(120.0)) as client:
+        with httpx.Client(base_url=base, timeout=httpx.Timeout(CLIENT_TIMEOUT_S)) as client:
             while time.perf_counter() < deadline:
                 with lock:
                     k = next(counter)
@@ -108,7 +111,11 @@ def run_phase(base: str, pairs: list[tuple[bytes, bytes]], clients: int, explain
                 t0 = time.perf_counter()
                 try:
                     response = _post(client, pairs[k % len(pairs)], explain)
-                except httpx.TransportError:
+                except httpx.TimeoutException:
+                    with lock:
+                        result.client_timeouts += 1
+                    continue
+                except httpx.TransportError:  # refused, reset or closed early: a dropped connection
                     with lock:
                         result.transport_errors += 1
                     continue
@@ -130,7 +137,8 @@ def run_phase(base: str, pairs: list[tuple[bytes, bytes]], clients: int, explain
     return result
 
 
-def start_server(port: int, settings: Settings, threads: int | None) -> tuple[subprocess.Popen[bytes], float]:
+def start_server(port: int, settings: Settings, threads: int | None,
+                 command: list[str] | None = None) -> tuple[subprocess.Popen[bytes], float]:
     """Start `edgefx serve` on loopback; returns the process and the seconds from spawn to /v1/ready = 200."""
     import httpx
 
@@ -141,6 +149,8 @@ def start_server(port: int, settings: Settings, threads: int | None) -> tuple[su
     cmd = [sys.executable, "-m", "edgefx.cli", "serve", "--host", HOST, "--port", str(port)]
     if threads:
         cmd += ["--threads", str(threads)]
+    if command is not None:
+        cmd = [part.format(port=port) for part in command]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://{HOST}:{port}/v1/ready"
@@ -170,14 +180,14 @@ def stop_server(proc: subprocess.Popen[bytes]) -> int:
 
 def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, explain_duration_s: float = 20.0,
                 client_counts: tuple[int, ...] = (1, 4, 16), pair_count: int = 50, workers: int = 1,
-                queue_size: int = 8, threads: int | None = 2) -> dict[str, Any]:
-    """Every figure of `edgefx bench serve`, as a dict."""
+                queue_size: int = 8, threads: int | None = 2, server_command: list[str] | None = None) -> dict[str, Any]:
+    """Every figure of `edgefx bench serve`, as a dict; `server_command` ("{port}" filled in) replaces `edgefx serve`."""
     import httpx
 
     pairs = load_pairs(lfw, pair_count)
     settings = Settings.from_env(workers=workers, queue_size=queue_size)
     port = _free_port()
-    proc, cold_start_s = start_server(port, settings, threads)
+    proc, cold_start_s = start_server(port, settings, threads, server_command)
     base = f"http://{HOST}:{port}"
     try:
         info = httpx.get(f"{base}/v1/info", timeout=10).json()
@@ -196,7 +206,7 @@ def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, ex
         exit_code = stop_server(proc)
     growth_ready = 100 * (rss_after - rss_ready) / rss_ready
     growth_warm = 100 * (rss_after - rss_warm) / rss_warm
-    bad = sum(p["server_errors_5xx_other_than_503"] + p["transport_errors"] for p in phases)
+    bad = sum(p["server_errors_5xx_other_than_503"] + p["transport_errors"] + p["client_timeouts"] for p in phases)
     soak_summary = soak.summary()
     return {
         "server": {
@@ -221,7 +231,8 @@ def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, ex
             "growth_pct_vs_warmup": round(growth_warm, 2),
         },
         "soak": {"requests": requests, "clients": 4, **{k: soak_summary[k] for k in
-                 ("duration_s", "ok", "throughput_rps", "p50_ms", "p95_ms", "statuses", "transport_errors")}},
+                 ("duration_s", "ok", "throughput_rps", "p50_ms", "p95_ms", "statuses", "transport_errors",
+                  "client_timeouts")}},
         "warmup_statuses": warm.summary()["statuses"],
         "load": phases,
         "health_after": health,

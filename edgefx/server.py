@@ -33,6 +33,7 @@ log = logging.getLogger("edgefx.server")
 
 API_VERSION = "v1"
 IMAGES = ("a", "b")
+MAX_QUEUE_WAIT_S = 60.0  # refuse work that would wait longer than this behind the jobs already accepted
 EXPLANATION_BUDGET_BYTES = 128 * 1024 * 1024  # photos, maps and PNGs kept for explanations, all together
 MIN_TOKEN_CHARS = 16
 MAX_JSON_BYTES = 16 * 1024
@@ -287,7 +288,9 @@ def create_app(
         max_bytes=explanation_budget_bytes,
         weigh=_explained_bytes,
     )
-    pool = InferencePool(settings.workers, settings.queue_size)
+    pool = InferencePool(
+        settings.workers, settings.queue_size, float(getattr(settings, "max_queue_wait_s", MAX_QUEUE_WAIT_S))
+    )
     token_bytes = token.encode() if token else None
 
     @contextlib.asynccontextmanager
@@ -393,6 +396,7 @@ def create_app(
                 "max_pixels": settings.max_pixels,
                 "workers": settings.workers,
                 "queue_size": settings.queue_size,
+                "max_queue_wait_s": pool.max_wait_s,
                 "explanation_ttl_s": settings.explanation_ttl_s,
                 "explanation_cap": settings.explanation_cap,
                 "max_question_chars": MAX_QUESTION_CHARS,
@@ -425,7 +429,8 @@ def create_app(
     async def verify(request: Request, explain: bool = False, methods: str | None = None) -> JSONResponse:
         method_list = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
         image_a, image_b = await read_two_images(request.headers.get("content-type"), request.stream())
-        result = await pool.run(_verify_call(engine, image_a, image_b, explain, method_list))
+        kind = "explain" if explain else "verify"
+        result = await pool.run(_verify_call(engine, image_a, image_b, explain, method_list), kind=kind)
         del image_a, image_b
         body = result.to_dict()
         if explain and body.get("explanation") is not None:
