@@ -53,6 +53,10 @@ class Face:
 class MTCNN:
     """The three-stage MTCNN cascade (Zhang et al. 2016), numerically following facenet-pytorch 2.6.0.
 
+    The smallest face searched is `max(min_face_size, min_face_fraction * shorter side)` pixels; when
+    that is at least twice O-Net's 48 px, the photo is first shrunk by an integer factor that keeps
+    such a face >= 48 px, so large photos cost about what small ones do (exactly facenet-pytorch
+    below that, which covers LFW's 250x250 at any min_face_size < 96).
     `pad` chooses how R-Net/O-Net crops that stick out of the photo are filled: "zero" pads with black
     (the original MTCNN), "clip" crops the in-photo part and stretches it (facenet-pytorch).
     The nets built by `export/mtcnn.py` normalise in-graph and take raw RGB 0..255; `normalize=True`
@@ -61,25 +65,32 @@ class MTCNN:
 
     def __init__(self, pnet: Net, rnet: Net, onet: Net, *, min_face_size: float = 20.0, factor: float = 0.709,
                  thresholds: Sequence[float] = (0.6, 0.7, 0.7), pad: Literal["zero", "clip"] = "zero",
-                 normalize: bool = False) -> None:
+                 normalize: bool = False, min_face_fraction: float = 0.0) -> None:
         if min_face_size < PNET_CELL:
             raise ValueError(f"min_face_size must be >= {PNET_CELL} px (P-Net's window), got {min_face_size}")
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {factor}")
         if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
             raise ValueError(f"thresholds must be three probabilities, got {thresholds}")
+        if not 0.0 <= min_face_fraction <= 1.0:
+            raise ValueError(f"min_face_fraction must be in [0, 1], got {min_face_fraction}")
         if pad not in ("zero", "clip"):
             raise ValueError(f"pad must be 'zero' or 'clip', got {pad!r}")
         self.pnet, self.rnet, self.onet = pnet, rnet, onet
         self.min_face_size = float(min_face_size)
+        self.min_face_fraction = float(min_face_fraction)
         self.factor = float(factor)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.pad = pad
         self.normalize = normalize
 
-    def scales(self, height: int, width: int) -> list[float]:
+    def min_face(self, height: int, width: int) -> float:
+        """The smallest face searched in a height x width photo, in pixels."""
+        return max(self.min_face_size, self.min_face_fraction * min(height, width))
+
+    def scales(self, height: int, width: int, min_face: float | None = None) -> list[float]:
         """Pyramid scales: the smallest face maps to P-Net's 12 px, then shrink by `factor` while >= 12 px."""
-        m = PNET_CELL / self.min_face_size
+        m = PNET_CELL / (min_face or self.min_face(height, width))
         side = min(height, width) * m
         scales: list[float] = []
         scale = m
@@ -93,23 +104,33 @@ class MTCNN:
         """All faces in an RGB uint8 HxWx3 photo, best score first."""
         _check_image(rgb)
         height, width = rgb.shape[:2]
-        integral = _integral_image(rgb)
+        min_face = self.min_face(height, width)
+        shrink = int(min_face // ONET_SIZE)  # the smallest face keeps >= 48 px for O-Net
+        work = rgb
+        if shrink > 1:
+            work = cv2.resize(rgb, (max(1, width // shrink), max(1, height // shrink)), interpolation=cv2.INTER_AREA)
+        work_h, work_w = work.shape[:2]
+        integral = _integral_image(work)
 
-        boxes = self._propose(integral, height, width)
+        boxes = self._propose(integral, work_h, work_w, min_face * work_h / height)
         if len(boxes) == 0:
             return []
         boxes = self._refine(integral, boxes)
         if len(boxes) == 0:
             return []
         boxes, scores, points = self._output(integral, boxes)
+        if shrink > 1:
+            to_photo = np.array([width / work_w, height / work_h])
+            boxes = boxes * np.tile(to_photo, 2)
+            points = points * to_photo
         order = np.argsort(-scores, kind="stable")
         return [Face(box=boxes[i].astype(np.float32), score=float(scores[i]),
                      landmarks=points[i].astype(np.float32)) for i in order]
 
     # Stage 1: P-Net on every pyramid level -> square candidate boxes (x1, y1, x2, y2, score).
-    def _propose(self, integral: np.ndarray, height: int, width: int) -> np.ndarray:
+    def _propose(self, integral: np.ndarray, height: int, width: int, min_face: float) -> np.ndarray:
         per_scale = []
-        for scale in self.scales(height, width):
+        for scale in self.scales(height, width, min_face):
             out_h, out_w = int(height * scale + 1), int(width * scale + 1)
             level = _area_resize_full(integral, out_h, out_w)
             reg, prob = _by_channels(self._run(self.pnet, level[None].transpose(0, 3, 1, 2)), (4, 2))

@@ -122,7 +122,7 @@ def test_pyramid_scales(nets) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("kwargs", [{"min_face_size": 5}, {"factor": 1.2}, {"thresholds": (0.6, 0.7)},
-                                    {"pad": "reflect"}])
+                                    {"pad": "reflect"}, {"min_face_fraction": 1.5}])
 def test_bad_parameters_are_rejected(nets, kwargs) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError):
         MTCNN(*nets, **kwargs)
@@ -176,6 +176,17 @@ def test_lfw_face_geometry(detector: MTCNN, devtest_images: list[Path]) -> None:
         assert lex < nx < rex and lmx < rmx, path  # image-left before image-right
         assert max(ley, rey) < ny < min(lmy, rmy), path  # eyes above the nose above the mouth
         assert 60 <= face.size_px <= 200, path
+
+
+def test_large_photo_is_searched_at_a_relative_min_face_and_mapped_back(nets, devtest_images) -> None:  # type: ignore[no-untyped-def]
+    rgb = _rgb(devtest_images[0])
+    face, _ = select_face(MTCNN(*nets, min_face_size=40).detect(rgb), rgb.shape)
+    big = cv2.resize(rgb, (1000, 1000), interpolation=cv2.INTER_CUBIC)
+    det = MTCNN(*nets, min_face_size=40, min_face_fraction=0.2)
+    assert det.min_face(1000, 1000) == 200  # the photo is shrunk 4x before the cascade
+    big_face, _ = select_face(det.detect(big), big.shape)
+    assert _box_iou(big_face.box / 4, face.box) >= 0.9
+    assert np.abs(big_face.landmarks / 4 - face.landmarks).max() <= 3.0
 
 
 def test_detection_is_deterministic(detector: MTCNN, devtest_images: list[Path]) -> None:
