@@ -189,6 +189,26 @@ def test_large_photo_is_searched_at_a_relative_min_face_and_mapped_back(nets, de
     assert np.abs(big_face.landmarks / 4 - face.landmarks).max() <= 3.0
 
 
+class _ExpectsNormalised:
+    """Stands for a net exported without the in-graph (x - 127.5) / 128: undoes it, then runs ours."""
+
+    def __init__(self, net) -> None:  # type: ignore[no-untyped-def]
+        self.net, self.input_names, self.output_names = net, net.input_names, net.output_names
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.net.run({k: v * np.float32(128.0) + np.float32(127.5) for k, v in feeds.items()})
+
+
+def test_normalize_flag_feeds_normalised_pixels(nets, devtest_images) -> None:  # type: ignore[no-untyped-def]
+    rgb = _rgb(devtest_images[1])
+    plain = MTCNN(*nets).detect(rgb)
+    wrapped = MTCNN(*(_ExpectsNormalised(n) for n in nets), normalize=True).detect(rgb)
+    assert len(plain) == len(wrapped) > 0
+    for a, b in zip(plain, wrapped):
+        np.testing.assert_allclose(a.box, b.box, atol=0.05)
+        np.testing.assert_allclose(a.landmarks, b.landmarks, atol=0.05)
+
+
 def test_detection_is_deterministic(detector: MTCNN, devtest_images: list[Path]) -> None:
     rgb = _rgb(devtest_images[0])
     first, second = detector.detect(rgb), detector.detect(rgb)
