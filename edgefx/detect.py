@@ -31,7 +31,7 @@ class Net(Protocol):
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # array fields: compare faces by identity, not elementwise
 class Face:
     """One detected face. Landmarks: image-left eye, image-right eye, nose, image-left mouth, image-right mouth."""
 
@@ -61,6 +61,7 @@ class MTCNN:
     (the original MTCNN), "clip" crops the in-photo part and stretches it (facenet-pytorch).
     The nets built by `export/mtcnn.py` normalise in-graph and take raw RGB 0..255; `normalize=True`
     applies facenet-pytorch's (x - 127.5) / 128 here instead, for nets exported without it.
+    `detect` keeps no state between calls: one instance can serve several threads if its nets can.
     """
 
     def __init__(self, pnet: Net, rnet: Net, onet: Net, *, min_face_size: float = 20.0, factor: float = 0.709,

@@ -280,3 +280,24 @@ def test_zero_padding_default_stays_close_to_facenet_pytorch(detector, devtest_i
     assert stats["same_face"] >= 0.99
     assert stats["iou_ge_095"] >= 0.97
     assert stats["landmark_le_2px"] >= 0.97
+
+
+def test_detect_command_prints_faces_and_latency(devtest_images, capsys) -> None:  # type: ignore[no-untyped-def]
+    import argparse
+    import json
+
+    from edgefx.detect import add_parser
+    from edgefx.errors import ModelMissing
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["detect", str(devtest_images[0]), "--json", "--repeat", "3",
+                              "--backend", "onnxruntime", "--threads", "2"])
+    try:
+        assert args.func(args) == 0
+    except ModelMissing as exc:
+        pytest.skip(f"models are not built: {exc}")
+    out = json.loads(capsys.readouterr().out)
+    (row,) = out["results"]
+    assert row["faces"] and row["selected"] in range(len(row["faces"]))
+    assert row["detect_ms"]["runs"] == 3 and row["detect_ms"]["median"] > 0
