@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
+import logging
 import shutil
 import sys
 import time
@@ -23,8 +24,6 @@ FACE_MODELS = (*MTCNN_NETS, "sface")
 CALIBRATION_PHOTOS = 240  # DevTrain photos; >= 200 aligned faces for SFace
 HELD_OUT_PHOTOS = 100  # DevTest photos for int8-vs-fp32 figures
 PARITY_FACES = 12  # DevTest faces for the (slow, ~1 s/face) reference evaluation of the shipped SFace graph
-# Layers kept fp32 in the int8 models (from the held-out sensitivity check; see quantize.py).
-NODES_KEPT_FP32: dict[str, list[str]] = {"pnet": [], "rnet": [], "onet": [], "sface": []}
 
 
 def _recipe(*modules: str) -> str:
@@ -111,47 +110,47 @@ class Build:
 
     # ---- int8 ----------------------------------------------------------------------------------------------
     def int8(self) -> None:
-        from export.quantize import NoCalibration, quantize
-        recipe = _recipe("quantize", "faces")
+        from export.quantize import METHOD, SETTINGS, NoCalibration, quantize
+        # The range table depends on the fp32 model and on how calibration inputs are made; the int8 model
+        # additionally on the quantization settings and code.
+        table_recipe, recipe = _recipe("faces", "lfw"), _recipe("quantize")
         rebuilt = []
         for name in FACE_MODELS:
             key, fp32_entry = f"{name}/int8", model_entries().get(f"{name}/fp32")
             if fp32_entry is None or not record_matches(fp32_entry["files"].get("onnx")):
                 raise SystemExit(f"{key}: {name}/fp32 is not built; run `python -m export {_fp32_step_of(name)}`")
-            fp32_sha = fp32_entry["files"]["onnx"]["sha256"]
             old = model_entries().get(key)
             table = MODELS_DIR / "int8" / f"{name}.ranges.json"
-            settings = {"fp32_sha256": fp32_sha, "nodes_kept_fp32": NODES_KEPT_FP32[name], "recipe": recipe}
-            table_ok = bool(old) and all(old["quantization"].get(k) == v for k, v in settings.items()) \
-                and record_matches(old["quantization"].get("ranges"))
-            if not self.force and table_ok and record_matches(old["files"].get("onnx")):
+            table_keys = {"fp32_sha256": fp32_entry["files"]["onnx"]["sha256"], "table_recipe": table_recipe}
+            settings = {**table_keys, **SETTINGS[name], "recipe": recipe}
+            recorded = old.get("quantization", {}) if old else {}
+            table_ok = all(recorded.get(k) == v for k, v in table_keys.items()) \
+                and record_matches(recorded.get("ranges"))
+            if (not self.force and table_ok and all(recorded.get(k) == v for k, v in settings.items())
+                    and record_matches(old["files"].get("onnx"))):
                 print(f"{key}: up to date")
                 continue
             start = time.perf_counter()
             batches = None
             if self.force or not table_ok:
                 calibration = self.calibration()
-                if calibration is None:
-                    if table.is_file() and not table_ok:
-                        print(f"{key}: SKIPPED: the range table {table.relative_to(MODELS_DIR)} was made for "
-                              f"another fp32 model or recipe, and there are no calibration photos "
-                              f"({lfw.missing_reason()}; or pass --calib DIR)")
-                    else:
-                        print(f"{key}: SKIPPED: no calibration photos ({lfw.missing_reason()}; or pass --calib DIR) "
-                              f"and no range table at {table.relative_to(MODELS_DIR)}")
+                if calibration is not None:
+                    batches = calibration.batches(name)
+                elif not table_ok:  # with --force but no photos, a valid table still rebuilds the model
+                    why = (f"the range table {table.relative_to(MODELS_DIR)} was made for another fp32 model"
+                           if table.is_file() else f"there is no range table at {table.relative_to(MODELS_DIR)}")
+                    print(f"{key}: SKIPPED (int8 not built): {why}, and there are no calibration photos "
+                          f"({lfw.missing_reason()}; or pass --calib DIR)")
                     continue
-                batches = calibration.batches(name)
             int8_path = MODELS_DIR / name / "int8.onnx"
             try:
                 route = quantize(MODELS_DIR / name / "fp32.onnx", int8_path, table, batches,
-                                 NODES_KEPT_FP32[name])
+                                 SETTINGS[name]["nodes_kept_fp32"], SETTINGS[name]["reduce_range"])
             except NoCalibration as exc:
                 print(f"{key}: SKIPPED: {exc}")
                 continue
             entry = {k: v for k, v in fp32_entry.items() if k in ("source", "license", "inputs", "outputs")}
-            quantization = {**settings, "ranges": file_record(table), "route": route,
-                            "method": "onnxruntime.quantization.quantize_static, QDQ, per-channel, MinMax, "
-                                      "activations QUInt8, weights QInt8 (reduce_range)"}
+            quantization = {**settings, "ranges": file_record(table), "route": route, "method": METHOD}
             if batches is not None:
                 quantization["calibrated_on"] = f"{self.calibration().origin}: {self.calibration().count(name)} "\
                                                 f"{'aligned faces' if name == 'sface' else 'net inputs'}"
@@ -222,8 +221,13 @@ class Build:
             return {"openvino_vs_onnx": None, "openvino_note": f"not measured: {lfw.missing_reason()}"}
         if name == "sface":
             faces = self.heldout_faces()[:32]
-            return {"openvino_vs_onnx_min_cosine": openvino_ir.min_cosine(onnx_path, xml, faces, self.threads),
-                    "openvino_vs_onnx_max_abs_diff": openvino_ir.max_abs_diff(onnx_path, xml, [faces], self.threads)}
+            figures = {"openvino_vs_onnx_min_cosine": openvino_ir.min_cosine(onnx_path, xml, faces, self.threads),
+                       "openvino_vs_onnx_max_abs_diff": openvino_ir.max_abs_diff(onnx_path, xml, [faces],
+                                                                                 self.threads)}
+            if onnx_path.stem == "int8":  # OpenVINO runs the QDQ graph with its own int8 kernels
+                figures["openvino_int8_vs_fp32_onnx_min_cosine"] = openvino_ir.min_cosine(
+                    onnx_path.with_name("fp32.onnx"), xml, faces, self.threads)
+            return figures
         from export.mtcnn import parity_inputs
         batches = parity_inputs(name)
         batches = batches if isinstance(batches, list) else [batches]
@@ -287,7 +291,7 @@ def clean() -> None:
 def _run_other_builders(threads: int, force: bool, calib_dir: Path | None) -> None:
     """The steps other modules own (QA models, decision calibration), when they exist."""
     for label, module, function, kwargs in (
-            ("qa", "export.qa", "build", {"threads": threads}),
+            ("qa", "export.qa", "build", {"force": force}),
             ("calibration", "export.calibrate", "main", {"force": force})):
         try:
             step = getattr(importlib.import_module(module), function)
@@ -306,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even what is up to date (recalibrates int8)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.step == "verify":
         return 1 if verify() else 0
     if args.step == "clean":
