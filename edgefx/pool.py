@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 from edgefx.errors import Busy
 
 T = TypeVar("T")
-FIRST_GUESS_S = {"verify": 0.5, "explain": 10.0}  # until a kind of job has been timed once
+# Cautious guesses until a kind of job has been timed once, so that a burst right after start cannot queue minutes.
+FIRST_GUESS_S = {"verify": 1.0, "explain": 30.0}
 
 
 class InferencePool:
