@@ -256,13 +256,11 @@ _HTTP_CODES = {
 
 
 def _answer_dict(answer: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(answer) and not isinstance(answer, type):
-        data = dataclasses.asdict(answer)
-    elif hasattr(answer, "to_dict"):
-        data = answer.to_dict()
-    else:
-        data = dict(answer)
-    return {key: data.get(key) for key in ("answer", "confidence", "evidence", "suggestions")} | data
+    """The engine's Answer as JSON; the four documented keys are always present."""
+    data = answer.to_dict() if hasattr(answer, "to_dict") else dataclasses.asdict(answer)
+    for key in ("answer", "confidence", "evidence", "suggestions"):
+        data.setdefault(key, None)
+    return data
 
 
 def _explanation_context(explained: Explained) -> list[str]:
@@ -280,7 +278,8 @@ def create_app(
     token: str | None = None,
     explanation_budget_bytes: int = EXPLANATION_BUDGET_BYTES,
 ) -> FastAPI:
-    """The FastAPI app over a loaded `Engine`; `token` (or the settings' token) guards every /v1 route."""
+    """The FastAPI app over a loaded `Engine`. `token` guards every /v1 route; None means the settings' token
+    (EDGEFX_TOKEN / EDGEFX_TOKEN_FILE), "" means none."""
     token = token if token is not None else resolve_token(settings)
     store = ExplanationStore(
         settings.explanation_ttl_s,
