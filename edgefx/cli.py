@@ -156,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", type=Path)
     p.set_defaults(func=cmd_models)
 
+    from edgefx.detect import add_parser as add_detect_parser
+
+    add_detect_parser(sub)
+
     p = sub.add_parser("selfcheck", help="load every model once and print what was loaded")
     add_engine_options(p)
     p.set_defaults(func=cmd_selfcheck)

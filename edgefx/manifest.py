@@ -53,7 +53,7 @@ class Artifact:
 
 
 class Manifest:
-    """`models/manifest.json`: `models` entries keyed `<name>/<precision>`, and a `calibration` section."""
+    """`models/manifest.json`: entries keyed `<name>/<precision>`, and a `calibration` section."""
 
     def __init__(self, models_dir: Path) -> None:
         self.models_dir = Path(models_dir)
@@ -63,7 +63,7 @@ class Manifest:
         self.data: dict[str, Any] = json.loads(path.read_text())
 
     def entries(self) -> dict[str, dict[str, Any]]:
-        return dict(self.data.get("models", {}))
+        return {k: v for k, v in self.data.items() if "/" in k and isinstance(v, dict) and "files" in v}
 
     def entry(self, name: str, precision: str) -> dict[str, Any]:
         key = f"{name}/{precision}"
