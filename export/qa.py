@@ -54,6 +54,8 @@ RECIPE = {
     "weight_decay": 0.01,
     "epochs": 1,
 }
+# Stage 2 continues from stage 1 on a fresh corpus (new seed) at a lower rate; each stage is cached on its own.
+STAGES = [RECIPE, {**RECIPE, "seed": 20240918, "lr": 1e-4}]
 QA_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 QA_OUTPUTS = ["start_logits", "end_logits"]
 SENTENCE_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
@@ -65,15 +67,17 @@ def model_dir() -> Path:
     return source_file(MINILM, CONFIG).parent
 
 
-def recipe_hash() -> str:
-    """Hash of everything the trained weights depend on: recipe, corpus and context code, encoding, source weights."""
+def recipe_hash(stage: int = len(STAGES) - 1) -> str:
+    """Hash of everything the weights after `stage` depend on: recipes, corpus and context code, encoding, source."""
     from edgefx.qa import ENCODING_VERSION
 
-    digest = hashlib.sha256(json.dumps(RECIPE, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(STAGES[0], sort_keys=True).encode())
     root = Path(__file__).resolve().parent.parent
     for code in (root / "export" / "qa_corpus.py", root / "edgefx" / "context.py"):
         digest.update(code.read_bytes())
     digest.update(f"{ENCODING_VERSION}:{MINILM.files[WEIGHTS]}".encode())
+    for later in STAGES[1:stage + 1]:
+        digest.update(json.dumps(later, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
 
@@ -112,7 +116,8 @@ def encode_examples(tokenizer: Any, examples: list, max_len: int, max_q: int) ->
     return out
 
 
-def train(out_dir: Path, threads: int, recipe: dict[str, Any], max_minutes: float) -> dict[str, Any]:
+def train(out_dir: Path, threads: int, recipe: dict[str, Any], max_minutes: float,
+          init: Path | None = None) -> dict[str, Any]:
     """Fine-tune BertForQuestionAnswering on the generated corpus; write state_dict + training log to `out_dir`."""
     import torch
     from transformers import BertForQuestionAnswering
@@ -132,6 +137,8 @@ def train(out_dir: Path, threads: int, recipe: dict[str, Any], max_minutes: floa
     log.info("corpus: %d examples in %.1fs", len(examples), time.time() - t0)
 
     model = BertForQuestionAnswering.from_pretrained(str(model_dir()))
+    if init is not None:
+        model.load_state_dict(torch.load(init, map_location="cpu"))
     model.train()
     if recipe["freeze_embeddings"]:
         # The optimizer step on the 30k x 384 word embeddings costs as much as a layer; the domain needs no new words.
@@ -194,15 +201,22 @@ def train(out_dir: Path, threads: int, recipe: dict[str, Any], max_minutes: floa
 
 
 def trained_weights(threads: int, max_minutes: float, force: bool = False) -> Path:
-    """The cached trained state dict for this recipe, training it first when the cache lacks it."""
-    folder = cache_dir() / "qa" / recipe_hash()
-    if force or not (folder / "qa_state.pt").is_file():
-        tmp = folder.with_suffix(".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        train(tmp, threads, RECIPE, max_minutes)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-    return folder
+    """The cached trained state dict of the last stage, training the stages the cache lacks."""
+    previous: Path | None = None
+    history: list[dict[str, Any]] = []
+    for stage, recipe in enumerate(STAGES):
+        folder = cache_dir() / "qa" / recipe_hash(stage)
+        if force or not (folder / "qa_state.pt").is_file():
+            tmp = folder.with_suffix(".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            train(tmp, threads, recipe, max_minutes, init=previous / "qa_state.pt" if previous else None)
+            shutil.rmtree(folder, ignore_errors=True)
+            tmp.rename(folder)
+        history.append(json.loads((folder / "train.json").read_text()))
+        previous = folder
+    assert previous is not None
+    (previous / "stages.json").write_text(json.dumps(history, indent=2))
+    return previous
 
 
 class _SentenceEncoder:  # built lazily to keep torch out of module import
@@ -345,7 +359,7 @@ def build(threads: int = 1, max_minutes: float = 30.0, force_train: bool = False
 
     torch.set_num_threads(threads)
     weights = trained_weights(threads, max_minutes, force_train)
-    train_info = json.loads((weights / "train.json").read_text())
+    train_info = {"stages": json.loads((weights / "stages.json").read_text())}
     feeds = _sample_feeds()
 
     qa = BertForQuestionAnswering.from_pretrained(str(model_dir()))
