@@ -29,6 +29,8 @@ class Settings:
     threads: int | None = None  # None = all cores
     verify_hashes: bool = True
     min_face_size: int = 40
+    # Smallest face searched, as a fraction of the photo's shorter side: keeps phone-size photos cheap.
+    min_face_fraction: float = 0.1
     flip_tta: bool = False
     # HTTP service
     host: str = "127.0.0.1"

@@ -88,7 +88,8 @@ def load_face_models(s: Settings) -> tuple[MTCNN, SFace, str]:
     common: dict[str, Any] = dict(backend=s.backend, device=s.device, threads=s.threads, models_dir=s.models_dir,
                                   verify_hashes=s.verify_hashes)
     detector = MTCNN(load_model("pnet", s.precision, **common), load_model("rnet", s.precision, **common),
-                     load_model("onet", s.precision, **common), min_face_size=s.min_face_size)
+                     load_model("onet", s.precision, **common), min_face_size=s.min_face_size,
+                     min_face_fraction=s.min_face_fraction)
     sface = load_model("sface", s.precision, **common)
     return detector, SFace(sface, flip_tta=s.flip_tta), sface.backend
 
