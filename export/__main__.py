@@ -89,6 +89,7 @@ class Build:
         entry = make()
         onnx_record = file_record(MODELS_DIR / name / "fp32.onnx")
         entry.update({"files": {"onnx": onnx_record}, "recipe": recipe, "built_with": built_with()})
+        _keep_recorded_figures(old, entry)
         _carry_openvino(old, entry)
         update_manifest(key, entry)
         print(f"{key}: built in {time.perf_counter() - start:.1f} s, parity {_brief(entry['parity'])}")
@@ -159,10 +160,8 @@ class Build:
             entry.update({"precision": "int8", "files": {"onnx": file_record(int8_path)},
                           "quantization": quantization, "recipe": recipe, "built_with": built_with(),
                           "parity": {}})
+            _keep_recorded_figures(old, entry)
             _carry_openvino(old, entry)
-            if old and old["files"]["onnx"]["sha256"] == entry["files"]["onnx"]["sha256"]:
-                # Same bytes as the recorded artifact: its recorded figures still describe it.
-                entry["parity"] = {**old.get("parity", {}), **entry["parity"]}
             update_manifest(key, entry)
             rebuilt.append(name)
             print(f"{key}: {route} in {time.perf_counter() - start:.1f} s")
@@ -192,6 +191,7 @@ class Build:
     # ---- OpenVINO ------------------------------------------------------------------------------------------
     def openvino(self) -> None:
         from export import openvino_ir
+        recipe = _recipe("openvino_ir")
         for key, entry in sorted(model_entries().items()):
             name = key.split("/")[0]
             if name not in FACE_MODELS:
@@ -199,6 +199,7 @@ class Build:
             onnx_record = entry["files"]["onnx"]
             ov_files = entry["files"].get("openvino", {})
             if (not self.force and entry.get("openvino_from_onnx_sha256") == onnx_record["sha256"]
+                    and entry.get("openvino_recipe") == recipe
                     and all(record_matches(ov_files.get(k)) for k in ("xml", "bin"))):
                 print(f"{key}/openvino: up to date")
                 continue
@@ -209,7 +210,13 @@ class Build:
             xml, bin_ = openvino_ir.convert(onnx_path)
             entry["files"]["openvino"] = {"xml": file_record(xml), "bin": file_record(bin_)}
             entry["openvino_from_onnx_sha256"] = onnx_record["sha256"]
-            entry["parity"].update(self._openvino_parity(name, onnx_path, xml))
+            entry["openvino_recipe"] = recipe
+            figures = self._openvino_parity(name, onnx_path, xml)
+            same_ir = all(ov_files.get(k, {}).get("sha256") == entry["files"]["openvino"][k]["sha256"]
+                          for k in ("xml", "bin"))
+            if not (same_ir and "openvino_note" in figures):
+                entry["parity"] = {k: v for k, v in entry["parity"].items() if not k.startswith("openvino")}
+                entry["parity"].update(figures)
             entry["built_with"] = built_with()
             update_manifest(key, entry)
             print(f"{key}/openvino: built in {time.perf_counter() - start:.1f} s, "
@@ -245,11 +252,20 @@ def _fp32_step_of(name: str) -> str:
     return "sface" if name == "sface" else "mtcnn"
 
 
+def _keep_recorded_figures(old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+    """A rebuild that could not measure (no LFW) but produced the very bytes recorded keeps the recorded figures:
+    they were measured on those bytes."""
+    unmeasured = not new["parity"] or any(v is None for v in new["parity"].values())
+    if unmeasured and old and old["files"]["onnx"]["sha256"] == new["files"]["onnx"]["sha256"]:
+        new["parity"] = dict(old.get("parity", {}))
+
+
 def _carry_openvino(old: dict[str, Any] | None, new: dict[str, Any]) -> None:
     """Keep the IR record (and its parity) when the rebuilt ONNX has the very bytes the IR was made from."""
     if old and old.get("openvino_from_onnx_sha256") == new["files"]["onnx"]["sha256"] and "openvino" in old["files"]:
         new["files"]["openvino"] = old["files"]["openvino"]
         new["openvino_from_onnx_sha256"] = old["openvino_from_onnx_sha256"]
+        new["openvino_recipe"] = old.get("openvino_recipe")
         new["parity"].update({k: v for k, v in old.get("parity", {}).items() if k.startswith("openvino")})
 
 

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
 
+_CONVERT = ("import sys, openvino as ov; "
+            "ov.save_model(ov.convert_model(sys.argv[1]), sys.argv[2], compress_to_fp16=False)")
+
+
 def convert(onnx_path: Path) -> tuple[Path, Path]:
-    """Write <stem>.xml/.bin next to the ONNX file (no fp16 compression) and return their paths."""
-    import openvino as ov
+    """Write <stem>.xml/.bin next to the ONNX file (no fp16 compression) and return their paths.
+
+    Runs in a fresh interpreter: OpenVINO names unnamed nodes from a process-wide counter, so converting in a
+    process that already converted other models would give other .xml bytes for the same model."""
     xml = onnx_path.with_suffix(".xml")
-    ov.save_model(ov.convert_model(str(onnx_path)), str(xml), compress_to_fp16=False)
+    result = subprocess.run([sys.executable, "-c", _CONVERT, str(onnx_path), str(xml)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"OpenVINO conversion of {onnx_path} failed:\n{result.stderr[-2000:]}")
     return xml, xml.with_suffix(".bin")
 
 

@@ -3,6 +3,7 @@ machine without the calibration photos rebuilds the very same int8 model."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,8 @@ def quantize(fp32: Path, int8: Path, ranges: Path, batches: list[np.ndarray] | N
     if batches is not None:
         with tempfile.TemporaryDirectory() as tmp:
             quantize_static(str(fp32), str(Path(tmp) / "int8.onnx"), _Reader(input_name, batches), **kwargs)
+        # onnxruntime writes the tensors in set order; sorted, the same ranges give the same tracked bytes.
+        ranges.write_text(json.dumps(json.loads(ranges.read_text()), sort_keys=True) + "\n")
     quantize_static(str(fp32), str(int8), None, **kwargs)
     return route
 
