@@ -83,3 +83,15 @@ def test_cli_verify_json(lfw_images, devtest_pairs) -> None:  # type: ignore[no-
     bad = subprocess.run([sys.executable, "-m", "edgefx.cli", "verify", "/nonexistent.jpg",
                           str(lfw_images / p.path_b)], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "cannot read" in bad.stderr
+
+
+def test_explaining_never_changes_the_verification(engine, matched_pair_bytes) -> None:  # type: ignore[no-untyped-def]
+    plain = engine.verify(*matched_pair_bytes)
+    explained = engine.verify(*matched_pair_bytes, explain=True, methods=["single_removal", "single_aggregation"])
+    assert explained.match == plain.match and explained.score == pytest.approx(plain.score, abs=1e-7)
+    d = explained.to_dict()["explanation"]
+    assert {"methods", "table", "agreement", "heatmaps"} <= set(d)
+    rows = [r for r in d["table"] if r["method"] == "single_removal" and r["image"] == "a"]
+    assert sum(r["share"] for r in rows) == pytest.approx(100.0, abs=0.1)
+    png = explained.explanation.heatmap_png("a", "single_removal")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
