@@ -201,6 +201,16 @@ def _scores(embed: Embed, batch: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.einsum("nd,nd->n", emb, targets)
 
 
+def _neighbours(windows: np.ndarray) -> np.ndarray:
+    """(W, W) bool: windows whose centres are at most one cell apart, diagonals included (not itself)."""
+    flat = windows.reshape(len(windows), -1)
+    peaks = np.argmax(flat, axis=1)
+    ys, xs = np.divmod(peaks, windows.shape[2])
+    cell = CROP_SIZE / round(np.sqrt(len(windows)))
+    d = np.maximum(np.abs(ys[:, None] - ys[None, :]), np.abs(xs[:, None] - xs[None, :]))
+    return (d <= 1.5 * cell) & ~np.eye(len(windows), dtype=bool)
+
+
 def _greedy(
     faces: list[_Face],
     windows: np.ndarray,
@@ -220,6 +230,7 @@ def _greedy(
     """
     n_win = len(windows)
     sign = 1.0 if reveal else -1.0  # gain = sign * (new score - current score)
+    neighbours = _neighbours(windows)
     keep = [np.ones((CROP_SIZE, CROP_SIZE), np.float32) for _ in faces]
     current = list(start_scores)
     available = [np.ones(n_win, bool) for _ in faces]
@@ -253,15 +264,24 @@ def _greedy(
         if not todo:
             break
         fresh: dict[int, dict[int, float]] = {f: {} for f in todo}
+        growth = {f: 0.0 for f in todo}
+        first_block: dict[int, int] = {}
         if mode == "full":
             queue = {f: list(np.flatnonzero(available[f])) for f in todo}
         else:
-            queue = {f: sorted(np.flatnonzero(available[f]), key=lambda k, f=f: -stale[f][k]) for f in todo}
+            queue = {}
+            for f in todo:
+                by_stale = sorted(np.flatnonzero(available[f]), key=lambda k, f=f: -stale[f][k])
+                # the windows overlapping the one just taken change most: score them first
+                near = [k for k in by_stale if neighbours[traces[f].order[-1], k]]
+                queue[f] = near + [k for k in by_stale if k not in near]
+                first_block[f] = len(near) + block
         pending = list(todo)
         while pending:
             requests: list[tuple[int, list[int]]] = []
             for f in pending:
-                chunk = queue[f][: (len(queue[f]) if mode == "full" else block)]
+                size = len(queue[f]) if mode == "full" else first_block.pop(f, block)
+                chunk = queue[f][:size]
                 queue[f] = queue[f][len(chunk):]
                 requests.append((f, chunk))
             images, targets = [], []
@@ -275,13 +295,16 @@ def _greedy(
             for f, chunk in requests:
                 for k in chunk:
                     fresh[f][k] = float(scores[pos])
-                    stale[f][k] = sign * (float(scores[pos]) - current[f])
+                    gain = sign * (float(scores[pos]) - current[f])
+                    growth[f] = max(growth[f], gain - float(stale[f][k]))
+                    stale[f][k] = gain
                     pos += 1
             still = []
             for f in pending:
                 best_k = max(fresh[f], key=lambda k, f=f: (sign * fresh[f][k], -k))
                 best_gain = sign * (fresh[f][best_k] - current[f])
-                bound = max((stale[f][k] for k in queue[f]), default=-np.inf)
+                # a stale gain is only an upper bound if gains shrink; allow the growth seen in this step
+                bound = max((stale[f][k] for k in queue[f]), default=-np.inf) + growth[f]
                 if queue[f] and best_gain < bound:
                     still.append(f)
                 else:
