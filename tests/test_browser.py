@@ -128,20 +128,30 @@ def test_kiosk_verify_explain_and_ask(kiosk_url: str, browser: Any, tmp_path: Pa
     assert len(driver.find_elements(By.CSS_SELECTOR, "#table td.top")) >= 5  # a rank-1 region per method
 
     question = driver.find_element(By.ID, "question")
-    question.send_keys("Which region mattered most?")
+    question.send_keys("What is the similarity score?")
     driver.find_element(By.ID, "ask").click()
     answer = slow.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#chat .msg.a"))[0]
-    assert "err" not in answer.get_attribute("class"), answer.text
-    assert answer.text.strip()
-    evidence = answer.find_element(By.CSS_SELECTOR, ".evidence").text
-    assert evidence.strip()
-
     shots = tmp_path / "screenshots"
     shots.mkdir()
     driver.save_screenshot(str(shots / "kiosk-1280x800.png"))
+    print(f"screenshots in {shots}")
+    assert "err" not in answer.get_attribute("class"), answer.text
+    assert answer.text.strip()
+    evidence = answer.find_elements(By.CSS_SELECTOR, ".evidence")
+    assert evidence and evidence[0].text.strip(), f"an answer without its evidence: {answer.text!r}"
+    shown_score = driver.find_element(By.ID, "score").text
+    assert shown_score in answer.text, f"the answer {answer.text!r} does not give the score {shown_score} shown above"
+
+    chips = driver.find_elements(By.CSS_SELECTOR, "#suggestions button")
+    assert chips, "no suggested questions after an answer"
+    suggested = chips[0].text
+    chips[0].click()  # a suggestion is asked as it is (the chips are then replaced)
+    slow.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chat .msg.a")) == 2)
+    assert driver.find_elements(By.CSS_SELECTOR, "#chat .msg.q")[1].text == suggested
+    driver.save_screenshot(str(shots / "kiosk-1280x800.png"))
+
     _viewport(driver, 800, 480)
     overflow = driver.execute_script("return document.documentElement.scrollWidth")
     assert overflow <= 800, f"the page is {overflow} px wide at 800x480"
     driver.save_screenshot(str(shots / "kiosk-800x480.png"))
     assert (shots / "kiosk-1280x800.png").stat().st_size > 10_000
-    print(f"screenshots in {shots}")
