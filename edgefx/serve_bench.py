@@ -184,6 +184,7 @@ def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, ex
     """Every figure of `edgefx bench serve`, as a dict; `server_command` ("{port}" filled in) replaces `edgefx serve`."""
     import httpx
 
+    load_at_start = os.getloadavg()[0]  # other work on the machine shows in every figure below
     pairs = load_pairs(lfw, pair_count)
     settings = Settings.from_env(workers=workers, queue_size=queue_size)
     port = _free_port()
@@ -222,6 +223,8 @@ def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, ex
             "engine_load_s": info.get("load_seconds"),
             "pid_exit_code": exit_code,
             "cpu_count": os.cpu_count(),
+            "loadavg_1m_at_start": round(load_at_start, 2),
+            "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
         },
         "cold_start_s": round(cold_start_s, 3),
         "rss_mb": {
