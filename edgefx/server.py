@@ -194,7 +194,7 @@ class SecurityHeadersMiddleware:
                     (b"referrer-policy", b"no-referrer"),
                     (b"x-frame-options", b"DENY"),
                 ]
-                if is_api:
+                if is_api:  # answers hold faces and decisions: keep them out of any (disk) cache
                     headers.append((b"cache-control", b"no-store"))
                 else:
                     headers.append((b"content-security-policy", self.PAGE_POLICY))
@@ -447,7 +447,7 @@ def create_app(
 
     @v1.get(
         "/explanations/{explanation_id}/heatmaps/{image}/{method}.png",
-        summary="The heatmap of one method over one aligned face",
+        summary="The heatmap of one method over one photo",
         response_class=Response,
         responses={200: {"content": {"image/png": {}}}},
     )
@@ -461,7 +461,7 @@ def create_app(
             raise NotFound(f"method {method!r} is not in this explanation ({', '.join(methods)})")
         png = await pool.run(explained.result.explanation.heatmap_png, image, method)
         store.touch(entry)
-        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+        return Response(png, media_type="image/png")
 
     @v1.get(
         "/explanations/{explanation_id}/summary.png",
@@ -474,7 +474,7 @@ def create_app(
         explained: Explained = entry.result
         png = await pool.run(explained.result.explanation.summary_png)
         store.touch(entry)
-        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"})
+        return Response(png, media_type="image/png")
 
     @v1.post(
         "/explanations/{explanation_id}/ask",

@@ -268,7 +268,9 @@ def test_unknown_explanation_id(client: httpx.Client) -> None:
 
 def test_unknown_image_or_method(client: httpx.Client, fake_explanation_id: str) -> None:
     base = f"/v1/explanations/{fake_explanation_id}"
-    assert client.get(f"{base}/heatmaps/a/average.png").headers["content-type"] == "image/png"
+    png = client.get(f"{base}/heatmaps/a/average.png")
+    assert png.headers["content-type"] == "image/png"
+    assert png.headers.get_list("cache-control") == ["no-store"]  # a face image never lands in a browser cache
     assert_error(client.get(f"{base}/heatmaps/c/average.png"), 404, "not_found")
     assert_error(client.get(f"{base}/heatmaps/a/guesswork.png"), 404, "not_found")
 
