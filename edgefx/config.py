@@ -31,7 +31,8 @@ class Settings:
     min_face_size: int = 40
     # Smallest face searched, as a fraction of the photo's shorter side: keeps phone-size photos cheap.
     min_face_fraction: float = 0.1
-    flip_tta: bool = False
+    # Sum of the embeddings of the face and its mirror image: DevTest 99.20% -> 99.40% (README, Accuracy).
+    flip_tta: bool = True
     # HTTP service
     host: str = "127.0.0.1"
     port: int = 8080

@@ -24,10 +24,11 @@ class SFace:
         crops = np.asarray(crops)
         if crops.ndim != 4 or crops.shape[1:] != (CROP_SIZE, CROP_SIZE, 3):
             raise ValueError(f"expected (N, {CROP_SIZE}, {CROP_SIZE}, 3) RGB crops, got {crops.shape}")
-        feats = self._raw(crops)
-        if self.flip_tta:
-            feats = feats + self._raw(crops[:, :, ::-1, :])
-        return l2_normalize(feats)
+        if not self.flip_tta:
+            return l2_normalize(self._raw(crops))
+        # One batch of originals and mirror images: batches run faster per image than two calls.
+        both = self._raw(np.concatenate([crops, crops[:, :, ::-1, :]]))
+        return l2_normalize(both[: len(crops)] + both[len(crops) :])
 
     def _raw(self, crops: np.ndarray) -> np.ndarray:
         out = np.empty((len(crops), EMBEDDING_SIZE), dtype=np.float32)

@@ -104,6 +104,9 @@ class Engine:
         self.detector, self.recognizer, self.backend_name = load_face_models(s)
         self.device = self.recognizer.model.device
         self.calibration: Calibration = load_calibration(s.models_dir, "sface", s.precision)
+        if self.calibration.meta.get("flip_tta", s.flip_tta) != s.flip_tta:
+            log.warning("the decision threshold was calibrated with flip_tta=%s but runs with flip_tta=%s",
+                        self.calibration.meta.get("flip_tta"), s.flip_tta)
         self.qa = None
         if load_qa:
             from edgefx.qa import QuestionAnswerer

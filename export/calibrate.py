@@ -27,8 +27,9 @@ def calibrate(precision: str, lfw: Path | None = None, force: bool = False) -> P
         return None
     model_hash = model_entry["files"]["onnx"]["sha256"]
     recorded = read_manifest()["calibration"].get(f"sface-{precision}")
+    settings = Settings(models_dir=MODELS_DIR, backend="auto", precision=precision, verify_hashes=True)
     if (not force and out.is_file() and recorded and recorded.get("sha256") == sha256_file(out)
-            and recorded.get("model_sha256") == model_hash):
+            and recorded.get("model_sha256") == model_hash and recorded.get("flip_tta") == settings.flip_tta):
         print(f"calibrate sface/{precision}: up to date")
         return out
     train_file = lfw / "pairsDevTrain.txt"
@@ -39,8 +40,7 @@ def calibrate(precision: str, lfw: Path | None = None, force: bool = False) -> P
         print(f"calibrate sface/{precision}: no LFW at {lfw} and no tracked calibration; skipped")
         return None
     t0 = time.perf_counter()
-    # The fastest installed backend: its scores agree with onnxruntime's to ~1e-5 (the IR parity figures).
-    settings = Settings(models_dir=MODELS_DIR, backend="auto", precision=precision, verify_hashes=True)
+    # The fastest installed backend (auto): its scores agree with onnxruntime's to ~1e-5 (the IR parity figures).
     detector, recognizer, _ = load_face_models(settings)
     meta: dict[str, object] = {"pairs": "LFW View 1 pairsDevTrain.txt", "model_sha256": model_hash,
                                "min_face_size": settings.min_face_size, "flip_tta": settings.flip_tta}
@@ -61,6 +61,7 @@ def calibrate(precision: str, lfw: Path | None = None, force: bool = False) -> P
     out.write_text(json.dumps(cal.to_dict(), indent=1) + "\n")
     update_calibration(f"sface-{precision}", {"path": out.relative_to(MODELS_DIR).as_posix(),
                                               "sha256": sha256_file(out), "model_sha256": model_hash,
+                                              "flip_tta": settings.flip_tta,
                                               "threshold": cal.threshold,
                                               "devtrain_accuracy": meta["devtrain_accuracy"],
                                               "devtest_accuracy": meta["devtest_accuracy"]})
