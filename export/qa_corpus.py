@@ -428,7 +428,7 @@ def random_result(rng: random.Random) -> dict:
                 table.append({"method": method, "image": image, "region": REGIONS[i], "share": round(shares[i], 1),
                               "rank": rank})
             tops.append(REGIONS[order[0]])
-        top = max(set(tops), key=tops.count)
+        top = max(dict.fromkeys(tops), key=tops.count)  # first of the tied: a set would depend on PYTHONHASHSEED
         agreement[image] = {"top_region": top, "top_region_votes": tops.count(top),
                             "kendall_tau": round(rng.uniform(-0.2, 1.0), 2)}
     explanation = {"methods": METHODS, "labels": LABELS, "regions": REGIONS,
@@ -550,4 +550,30 @@ def generate(seed: int, n_contexts: int, per_context: int) -> list[Example]:
             intent = rng.choice(intents)
             question, key = _phrase(rng, intent, rng.choice(QUESTIONS[intent]))
             examples.append(make_example(rng, facts, _surface(rng, question), key))
+    return examples
+
+
+def generate_single(seed: int, n_contexts: int, per_context: int) -> list[Example]:
+    """One-sentence examples for the per-sentence reader: per question the gold sentence (if any) and two others,
+    one of them a close sibling (same kind of fact about another photo, method or region), labelled no-answer."""
+    rng = random.Random(seed)
+    intents = list(QUESTIONS)
+    examples: list[Example] = []
+    for _ in range(n_contexts):
+        facts = build_facts(random_result(rng))
+        for _ in range(per_context):
+            if rng.random() < 0.12:
+                question, key = _surface(rng, rng.choice(UNANSWERABLE)), None
+            else:
+                intent = rng.choice(intents)
+                question, key = _phrase(rng, intent, rng.choice(QUESTIONS[intent]))
+                question = _surface(rng, question)
+            gold = next((f for f in facts if f.key == key), None)
+            others = [f for f in facts if f is not gold]
+            hard = [f for f in others if key and _related(key, f.key)]
+            negatives = rng.sample(hard, min(1, len(hard))) if hard else []
+            negatives += rng.sample([f for f in others if f not in negatives], 2 - len(negatives))
+            if gold is not None:
+                examples.append(Example(question, (gold.text,), 0, gold.answer))
+            examples += [Example(question, (f.text,), None, None) for f in negatives]
     return examples
