@@ -47,6 +47,10 @@ class Build:
     # ---- shared data -------------------------------------------------------------------------------------
     def cascade(self, precision: str = "fp32") -> Any:
         from export.faces import Cascade
+        missing = [n for n in MTCNN_NETS if not (MODELS_DIR / n / f"{precision}.onnx").is_file()]
+        if missing:
+            raise SystemExit(f"the LFW faces are found with the MTCNN {precision} nets, and {missing} are not built: "
+                             f"run `python -m export mtcnn` first")
         if precision not in self._cascades:
             self._cascades[precision] = Cascade(MODELS_DIR, precision, self.threads)
         return self._cascades[precision]
@@ -290,7 +294,8 @@ def verify() -> int:
             ok = record_matches(record)
             bad += not ok
             print(f"{'OK      ' if ok else 'BAD     '} calibration/{key:4s} {record['path']}")
-    print(f"verify: {'all artifacts match the manifest' if not bad else f'{bad} artifact(s) missing or changed'}")
+    print("verify: all artifacts match the manifest" if not bad else
+          f"verify: {bad} artifact(s) missing or changed; rebuild them with `python -m export all`")
     return bad
 
 

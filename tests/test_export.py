@@ -103,14 +103,16 @@ def test_a_source_file_with_other_bytes_than_pinned_is_refused(tmp_path: Path, m
 
 
 def test_a_wheel_with_other_bytes_than_pinned_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cached wheel does not match the pin, so it is fetched again with pip; the registry's bytes do not
+    match either (the pin is wrong on purpose), so the build stops instead of using them."""
     from export.sources import fetch_wheel
+    wheel = fetch_wheel(FACENET_PYTORCH)
     monkeypatch.setenv("EDGEFX_CACHE", str(tmp_path))
     (tmp_path / "wheels").mkdir()
-    (tmp_path / "wheels" / FACENET_PYTORCH.wheel).write_bytes(b"not the wheel")
-    # A cached wheel with the wrong bytes is fetched again; a registry serving other bytes would be refused.
-    offline = Source(**{**FACENET_PYTORCH.__dict__, "version": "0.0.0-not-on-any-index"})
-    with pytest.raises(SourceError):
-        fetch_wheel(offline)
+    shutil.copy(wheel, tmp_path / "wheels" / wheel.name)
+    wrong_pin = Source(**{**FACENET_PYTORCH.__dict__, "wheel_sha256": "0" * 64})
+    with pytest.raises(SourceError, match="differs from the pinned"):
+        fetch_wheel(wrong_pin)
 
 
 # ---- MTCNN -------------------------------------------------------------------------------------------------
@@ -125,7 +127,8 @@ def test_mtcnn_onnx_matches_the_torch_net_on_lfw(name: str, entries: dict, lfw_o
 @pytest.mark.parametrize("name", ["pnet", "rnet", "onet"])
 def test_mtcnn_export_is_deterministic(name: str, entries: dict) -> None:
     from export import mtcnn
-    assert hashlib.sha256(mtcnn.export_onnx_bytes(name)).hexdigest() == entries[f"{name}/fp32"]["files"]["onnx"]["sha256"]
+    recorded = entries[f"{name}/fp32"]["files"]["onnx"]["sha256"]
+    assert hashlib.sha256(mtcnn.export_onnx_bytes(name)).hexdigest() == recorded
 
 
 def test_pnet_takes_any_height_and_width(entries: dict) -> None:
