@@ -36,10 +36,18 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def resolve_backend(backend: str) -> str:
-    """`auto` means OpenVINO when installed: it measured 1.3-4x faster than onnxruntime here (README, benchmarks)."""
+# `auto` per model, from `edgefx bench backends` on the 2-core machine: OpenVINO runs SFace about 2x faster than
+# onnxruntime, but MTCNN's P-Net sees a new input shape at every pyramid scale, which OpenVINO pays for on each
+# call, so the small cascade nets stay on onnxruntime.
+AUTO_BACKEND = {"pnet": "onnxruntime", "rnet": "onnxruntime", "onet": "onnxruntime"}
+
+
+def resolve_backend(backend: str, model: str | None = None) -> str:
+    """The backend to use: `auto` picks the measured-faster one for `model` among those installed."""
     if backend == "auto":
-        return "openvino" if openvino_available() else "onnxruntime"
+        if not openvino_available():
+            return "onnxruntime"
+        return AUTO_BACKEND.get(model or "", "openvino")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of auto, {', '.join(BACKENDS)}")
     if backend == "openvino" and not openvino_available():
@@ -132,7 +140,7 @@ def load_model(
     from edgefx.config import default_models_dir
 
     manifest = Manifest(models_dir or default_models_dir())
-    chosen = resolve_backend(backend)
+    chosen = resolve_backend(backend, name)
     if chosen == "openvino" and not manifest.has(name, precision, "openvino"):
         if backend == "openvino":
             manifest.artifact(name, precision, "openvino")  # raises ModelMissing with the build hint

@@ -112,8 +112,14 @@ class Engine:
             from edgefx.qa import QuestionAnswerer
 
             self.qa = QuestionAnswerer.load(s)
+        self._warm_up()
         self.load_seconds = time.perf_counter() - t0
         self.ready = True
+
+    def _warm_up(self) -> None:
+        """One inference per model at load, so the first person at the kiosk does not wait for lazy compilation."""
+        self.recognizer.embed(np.zeros((2, 112, 112, 3), np.uint8))
+        self.detector.detect(np.full((160, 160, 3), 128, np.uint8))
 
     # -- verification -------------------------------------------------------------------------
     def prepare(self, image: ImageInput, label: str, timings: dict[str, float]) -> PreparedFace:
@@ -161,7 +167,8 @@ class Engine:
 
     def model_info(self) -> dict[str, str]:
         return {"detector": "mtcnn", "recognizer": "sface", "precision": self.settings.precision,
-                "backend": self.backend_name, "device": self.device}
+                "backend": self.backend_name, "detector_backend": self.detector.pnet.backend, "device": self.device,
+                "flip_tta": str(self.recognizer.flip_tta).lower()}
 
     # -- questions ----------------------------------------------------------------------------
     def ask(self, context: list[str], question: str):  # type: ignore[no-untyped-def]
