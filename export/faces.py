@@ -1,5 +1,4 @@
-"""Build-time MTCNN cascade (numpy + onnxruntime, facenet-pytorch semantics) and 5-point alignment, used to make
-aligned LFW faces for SFace parity and calibration and to record the inputs the cascade feeds each net."""
+"""Build-time MTCNN cascade (facenet-pytorch semantics) and 5-point alignment, for parity and calibration data."""
 
 from __future__ import annotations
 

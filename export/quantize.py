@@ -1,5 +1,4 @@
-"""Static QDQ int8 (per-channel) with onnxruntime.quantization; activation ranges kept as a tracked JSON table so a
-machine without the calibration photos rebuilds the very same int8 model."""
+"""Static QDQ int8 (per-channel) with onnxruntime.quantization, rebuildable from a tracked activation-range table."""
 
 from __future__ import annotations
 
