@@ -154,12 +154,25 @@ def order_agreement(fast: PairExplanation, reference_orders: dict[str, dict[str,
     return {"identical": same, "traces": total, "mean_prefix_fraction": float(np.mean(prefix)) if prefix else 1.0}
 
 
+class _Counted:
+    """Wraps an embedder and counts the images it embeds."""
+
+    def __init__(self, embed: Embed) -> None:
+        self.embed = embed
+        self.images = 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.images += len(batch)
+        return self.embed(batch)
+
+
 def bench_explain_pairs(pairs: Sequence[Crops], embed: Embed, threshold: float, reference: bool = True,
                         grid: int = DEFAULT_GRID, greedy_steps: int = DEFAULT_STEPS, fill: str = DEFAULT_FILL
                         ) -> dict[str, Any]:
     """Times the vectorised explanation and, on the same embedder, the plain per-mask loop (batch 1, full greedy)."""
     ref_mod = _load_reference() if reference else None
     singles, alls, refs = [], [], []
+    ref_passes: list[int] = []
     passes: dict[str, list[int]] = {m: [] for m in METHODS}
     method_ms: dict[str, list[float]] = {m: [] for m in METHODS}
     identical = traces = 0
@@ -179,10 +192,12 @@ def bench_explain_pairs(pairs: Sequence[Crops], embed: Embed, threshold: float, 
             passes[m].append(ex.passes[m])
             method_ms[m].append(ex.timings_ms[m])
         if ref_mod is not None:
+            counted = _Counted(embed)
             t3 = time.perf_counter()
-            ref = ref_mod.reference_explain(crop_a, crop_b, embed, threshold, grid=grid, fill=fill,
+            ref = ref_mod.reference_explain(crop_a, crop_b, counted, threshold, grid=grid, fill=fill,
                                             greedy_steps=greedy_steps)
             refs.append((time.perf_counter() - t3) * 1e3)
+            ref_passes.append(counted.images)
             agree = order_agreement(ex, ref["orders"])
             identical += agree["identical"]
             traces += agree["traces"]
@@ -206,6 +221,7 @@ def bench_explain_pairs(pairs: Sequence[Crops], embed: Embed, threshold: float, 
     }
     if refs:
         report["reference_loop_ms"] = round(statistics.median(refs), 1)
+        report["reference_passes"] = round(statistics.median(ref_passes), 1)
         report["speedup"] = round(statistics.median(refs) / statistics.median(alls), 2)
         report["order_agreement"] = {"identical_traces": identical, "traces": traces,
                                      "fraction": round(identical / max(traces, 1), 3),

@@ -56,6 +56,7 @@ DEFAULT_FILL = "blur"
 DEFAULT_STEPS = 8
 DEFAULT_BLOCK = 4
 BLUR_SIGMA = 8.0
+NEIGHBOUR_REACH = 1.5  # cells (Chebyshev distance between window centres): the 8 surrounding windows
 
 Embed = Callable[[np.ndarray], np.ndarray]
 Fill = Literal["blur", "mean"]
@@ -85,12 +86,14 @@ class PairExplanation:
     sigma: float
     fill: str
     methods: tuple[str, ...]
+    windows: int = 0
 
     def summary(self) -> dict[str, object]:
         return {
             "methods": list(self.methods),
             "labels": {m: LABELS[m] for m in self.methods},
             "grid": self.grid,
+            "windows": self.windows,
             "sigma": round(self.sigma, 2),
             "fill": self.fill,
             "passes": dict(self.passes),
@@ -98,30 +101,37 @@ class PairExplanation:
         }
 
 
-def window_centers(grid: int) -> np.ndarray:
-    """(grid*grid, 2) window centres (x, y) at the cell centres of a regular grid over the crop."""
+def window_centers(grid: int, corners: bool = False) -> np.ndarray:
+    """(W, 2) window centres (x, y) at the cell centres of a regular grid over the crop, row by row.
+
+    Without `corners` the four corner cells are left out: in the aligned crop they hold background
+    and hair, and on DevTrain they carried 1/13 (S-) and 1/6 (S+) of an average window's gain.
+    """
     cell = CROP_SIZE / grid
     c = (np.arange(grid, dtype=np.float32) + 0.5) * cell
     ys, xs = np.meshgrid(c, c, indexing="ij")
-    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+    centers = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    if not corners and grid > 2:
+        centers = np.delete(centers, [0, grid - 1, grid * (grid - 1), grid * grid - 1], axis=0)
+    return centers
 
 
 def default_sigma(grid: int) -> float:
     return DEFAULT_SIGMA_CELLS * CROP_SIZE / grid
 
 
-def gaussian_windows(grid: int, sigma: float) -> np.ndarray:
-    """(grid*grid, 112, 112) float32 Gaussian windows with peak 1 (read-only, cached)."""
-    return _windows(int(grid), float(sigma))
+def gaussian_windows(grid: int, sigma: float, corners: bool = False) -> np.ndarray:
+    """(W, 112, 112) float32 Gaussian windows with peak 1 (read-only, cached), in `window_centers` order."""
+    return _windows(int(grid), float(sigma), bool(corners))
 
 
 @lru_cache(maxsize=8)
-def _windows(grid: int, sigma: float) -> np.ndarray:
+def _windows(grid: int, sigma: float, corners: bool) -> np.ndarray:
     if grid < 2 or grid > 16:
         raise InvalidRequest(f"grid must be between 2 and 16, got {grid}")
     if not sigma > 0:
         raise InvalidRequest(f"sigma must be positive, got {sigma}")
-    centers = window_centers(grid)
+    centers = window_centers(grid, corners)
     px = np.arange(CROP_SIZE, dtype=np.float32) + 0.5
     gx = np.exp(-((px[None, :] - centers[:, 0:1]) ** 2) / (2 * sigma**2))
     gy = np.exp(-((px[None, :] - centers[:, 1:2]) ** 2) / (2 * sigma**2))
@@ -141,10 +151,14 @@ def neutral_fill(crop: np.ndarray, fill: str) -> np.ndarray:
 
 
 def windows_to_map(weights: np.ndarray, windows: np.ndarray) -> np.ndarray:
-    """Sum of windows weighted by their (clipped at 0) credit, divided by window coverage: 112x112."""
+    """Sum of windows weighted by their (clipped at 0) credit over the window coverage: 112x112.
+
+    The coverage is floored at half its maximum, so pixels the windows barely probe (the left-out
+    corners, the crop border) fade to 0 instead of copying their neighbours' credit.
+    """
     w = np.clip(np.asarray(weights, dtype=np.float32), 0.0, None)
     coverage = windows.sum(axis=0)
-    return np.tensordot(w, windows, axes=1) / np.maximum(coverage, 1e-6)
+    return np.tensordot(w, windows, axes=1) / np.maximum(coverage, 0.5 * float(coverage.max()))
 
 
 def normalize(m: np.ndarray) -> np.ndarray:
@@ -201,19 +215,18 @@ def _scores(embed: Embed, batch: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.einsum("nd,nd->n", emb, targets)
 
 
-def _neighbours(windows: np.ndarray) -> np.ndarray:
+def _neighbours(centers: np.ndarray, grid: int) -> np.ndarray:
     """(W, W) bool: windows whose centres are at most one cell apart, diagonals included (not itself)."""
-    flat = windows.reshape(len(windows), -1)
-    peaks = np.argmax(flat, axis=1)
-    ys, xs = np.divmod(peaks, windows.shape[2])
-    cell = CROP_SIZE / round(np.sqrt(len(windows)))
-    d = np.maximum(np.abs(ys[:, None] - ys[None, :]), np.abs(xs[:, None] - xs[None, :]))
-    return (d <= 1.5 * cell) & ~np.eye(len(windows), dtype=bool)
+    cell = CROP_SIZE / grid
+    d = np.abs(centers[:, None, :] - centers[None, :, :]).max(axis=2)
+    return (d <= NEIGHBOUR_REACH * cell) & ~np.eye(len(centers), dtype=bool)
 
 
 def _greedy(
     faces: list[_Face],
     windows: np.ndarray,
+    centers: np.ndarray,
+    grid: int,
     embed: Embed,
     start_scores: list[float],
     first_scores: list[np.ndarray],
@@ -230,7 +243,7 @@ def _greedy(
     """
     n_win = len(windows)
     sign = 1.0 if reveal else -1.0  # gain = sign * (new score - current score)
-    neighbours = _neighbours(windows)
+    neighbours = _neighbours(centers, grid)
     keep = [np.ones((CROP_SIZE, CROP_SIZE), np.float32) for _ in faces]
     current = list(start_scores)
     available = [np.ones(n_win, bool) for _ in faces]
@@ -325,6 +338,7 @@ def explain_pair(
     greedy_steps: int = DEFAULT_STEPS,
     greedy: Literal["lazy", "full"] = "lazy",
     block: int = DEFAULT_BLOCK,
+    corners: bool = False,
     embeddings: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> PairExplanation:
     """Explain crop A against B's embedding and B against A's with the requested methods.
@@ -335,13 +349,14 @@ def explain_pair(
     methods = _check_methods(methods)
     if greedy not in ("lazy", "full"):
         raise InvalidRequest(f"greedy must be 'lazy' or 'full', got {greedy!r}")
-    if not 0 <= greedy_steps <= grid * grid:
-        raise InvalidRequest(f"greedy_steps must be between 0 and {grid * grid}, got {greedy_steps}")
+    if not 0 <= greedy_steps <= 256:
+        raise InvalidRequest(f"greedy_steps must be between 0 and 256, got {greedy_steps}")
     if block < 1:
         raise InvalidRequest(f"block must be >= 1, got {block}")
     sigma = float(default_sigma(grid) if sigma is None else sigma)
     crops = [_check_crop(crop_a, "a"), _check_crop(crop_b, "b")]
-    windows = gaussian_windows(grid, sigma)
+    windows = gaussian_windows(grid, sigma, corners)
+    centers = window_centers(grid, corners)
     n_win = len(windows)
     passes: dict[str, int] = {}
     timings: dict[str, float] = {}
@@ -402,7 +417,7 @@ def explain_pair(
         def removal_done(f: int, s: float) -> bool:
             return drop_stops and s < threshold
 
-        tr, n = _greedy(faces, windows, embed, [score, score], singles["removal"], False, removal_done,
+        tr, n = _greedy(faces, windows, centers, grid, embed, [score, score], singles["removal"], False, removal_done,
                         greedy_steps, greedy, block)
         for i, img in enumerate(IMAGES):
             traces[img]["greedy_removal"] = tr[i]
@@ -414,7 +429,7 @@ def explain_pair(
         def reveal_done(f: int, s: float) -> bool:
             return s >= score
 
-        tr, n = _greedy(faces, windows, embed, canvas_scores, singles["reveal"], True, reveal_done,
+        tr, n = _greedy(faces, windows, centers, grid, embed, canvas_scores, singles["reveal"], True, reveal_done,
                         greedy_steps, greedy, block)
         for i, img in enumerate(IMAGES):
             traces[img]["greedy_aggregation"] = tr[i]
@@ -449,4 +464,5 @@ def explain_pair(
         sigma=sigma,
         fill=fill,
         methods=methods,
+        windows=n_win,
     )

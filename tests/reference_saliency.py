@@ -58,10 +58,11 @@ def _greedy(embed: Embed, base: np.ndarray, other: np.ndarray, target: np.ndarra
 
 
 def reference_explain(crop_a: np.ndarray, crop_b: np.ndarray, embed: Embed, threshold: float, grid: int = 5,
-                      sigma: float | None = None, fill: str = "blur", greedy_steps: int = 8) -> dict:
+                      sigma: float | None = None, fill: str = "blur", greedy_steps: int = 8,
+                      corners: bool = False) -> dict:
     """{'score', 'maps': {image: {method: map}}, 'orders': {image: {greedy method: [window, ...]}}}."""
     sigma = default_sigma(grid) if sigma is None else sigma
-    windows = gaussian_windows(grid, sigma)
+    windows = gaussian_windows(grid, sigma, corners)
     crops = [np.asarray(crop_a, np.float32), np.asarray(crop_b, np.float32)]
     embs = [np.asarray(embed(c[None]))[0] for c in crops]
     score = float(embs[0] @ embs[1])

@@ -13,6 +13,7 @@ from edgefx.saliency import (
     explain_pair,
     gaussian_windows,
     neutral_fill,
+    window_centers,
 )
 from tests.reference_saliency import reference_explain
 
@@ -95,7 +96,7 @@ def test_maps_shape_range_and_pass_counts() -> None:
             sal = ex.maps[image][m]
             assert sal.shape == (112, 112) and sal.dtype == np.float32
             assert sal.min() >= 0.0 and sal.max() <= 1.0
-    n = 25
+    n = 21  # 5 x 5 grid without its 4 corner windows
     assert ex.passes["single_removal"] == 2 * n + 2  # both faces + the two reference embeddings
     assert ex.passes["single_aggregation"] == 2 * (n + 1)  # + the neutral canvas per face
     assert ex.passes["average"] == 0
@@ -113,7 +114,7 @@ def test_known_embeddings_save_passes_and_inputs_are_not_changed() -> None:
     e = embed(np.stack([a, b]))
     embed.images = 0
     ex = explain_pair(a, b, embed, threshold=0.5, methods=["single_removal"], embeddings=(e[0], e[1]))
-    assert ex.passes == {"single_removal": 50}
+    assert ex.passes == {"single_removal": 42}
     assert ex.score == pytest.approx(float(e[0] @ e[1]), abs=1e-6)
     assert np.array_equal(a, a0) and np.array_equal(b, b0)
 
@@ -135,9 +136,12 @@ def test_single_removal_finds_the_only_informative_window() -> None:
 
 
 def test_windows_and_fills() -> None:
-    w = gaussian_windows(5, 11.2)
+    w = gaussian_windows(5, 11.2, corners=True)
     assert w.shape == (25, 112, 112) and w.max() <= 1.0
     assert np.isclose(w[12, 56, 56], 1.0, atol=0.01)  # the centre window peaks at the crop centre
+    centers = window_centers(5)
+    assert len(centers) == 21 and len(gaussian_windows(5, 11.2)) == 21
+    assert not any((x < 20 or x > 92) and (y < 20 or y > 92) for x, y in centers)
     crop = np.random.default_rng(0).uniform(0, 255, (112, 112, 3)).astype(np.float32)
     assert neutral_fill(crop, "mean").std(axis=(0, 1)).max() < 1e-3
     assert neutral_fill(crop, "blur").std() < crop.std() / 5
