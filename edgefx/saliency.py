@@ -15,14 +15,28 @@ the cosine score is credited to the window.
 Speed comes from (1) building every masked variant of a step as one broadcast array and embedding
 both faces' variants in one batch, (2) greedy steps only scoring windows still available, (3) the
 first greedy step reusing the single-window scores (they are the same forward passes), and (4) lazy
-greedy: candidates are re-scored in blocks in the order of their last known gain, and a step stops
-as soon as the best fresh gain is at least the best stale gain left. That is exact when gains only
-shrink as windows are taken (diminishing returns); it is not guaranteed for a network, so
-`explain_eval` measures how often the lazy order equals the full greedy order (`greedy="full"`
-computes the exact order at full cost).
+greedy: a step scores the windows around the one just taken plus the `block` best by their last
+known gain, and stops once the best fresh gain beats every stale gain left, widened by the largest
+gain growth seen in the step. Plain lazy greedy is exact only under diminishing returns, which a
+network does not promise: on 12 DevTrain pairs (48 greedy traces, K=8, full 5x5 grid) plain lazy kept the full
+greedy order in 22/48 traces (block 4), this variant in 45/48 with about half the passes of full
+greedy. `greedy="full"` gives the exact order at full cost; `edgefx bench explain` reports the
+agreement on DevTest.
 
-Defaults (grid 5, sigma 0.5 cell, blur fill, K 8, lazy block 4) were chosen by measurement on LFW
-DevTrain pairs; see docs/EXPLAIN.md for the numbers.
+Defaults, measured on LFW DevTrain (12 pairs, 6 matched, SFace fp32, all 25 windows; pixel-order deletion/insertion
+AUC of the S- and S+ maps evaluated with both fills, lower deletion / higher insertion is better;
+random order: deletion 0.37, insertion 0.37 on matched pairs):
+  grid 5, sigma 0.5 cell, blur  S- deletion 0.224 insertion 0.510   S+ 0.221 / 0.497
+  grid 5, sigma 0.5 cell, mean  S- 0.244 / 0.508                    S+ 0.246 / 0.487
+  grid 5, sigma 0.7 cell, blur  S- 0.235 / 0.509                    S+ 0.228 / 0.498
+  grid 7, sigma 0.5 cell, blur  S- 0.206 / 0.515                    S+ 0.212 / 0.499
+A 7x7 grid is a little more faithful but costs twice the passes (98 per single map for both faces):
+the 400 ms budget for S- and S+ allows about 100 passes at ~4 ms each, so grid 5. sigma 0.35 cell
+leaves gaps (window coverage dips to 0.5 between centres); 0.7 blurs neighbouring windows together.
+Blur removes identity detail but keeps the face's colour and layout, so masked images stay face-like;
+a flat mean colour leaves sharp-edged grey patches and was less faithful. K = 8 greedy steps: within 8
+removal steps 67% of matched faces fall under the threshold, and within 8 reveal steps 71% of faces are
+back to their original score (K=12: 83% / 75% at 1.5x the greedy passes).
 """
 
 from __future__ import annotations
