@@ -39,6 +39,12 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (less sensitive than wall time to other load on the machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load_pairs(lfw: Path, count: int) -> list[tuple[bytes, bytes]]:
     """Image bytes of the first `count` pairs of pairsDevTest.txt, matched and mismatched interleaved."""
     lines = (lfw / "pairsDevTest.txt").read_text().split("\n")
@@ -191,6 +197,7 @@ def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, ex
     proc, cold_start_s = start_server(port, settings, threads, server_command)
     base = f"http://{HOST}:{port}"
     try:
+        cold_start_cpu_s = cpu_seconds(proc.pid)
         info = httpx.get(f"{base}/v1/info", timeout=10).json()
         rss_ready = rss_mb(proc.pid)
         warm = run_phase(base, pairs, 1, False, 60.0, max_requests=20)
@@ -227,6 +234,7 @@ def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, ex
             "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
         },
         "cold_start_s": round(cold_start_s, 3),
+        "cold_start_cpu_s": round(cold_start_cpu_s, 3),
         "rss_mb": {
             "ready": round(rss_ready, 1),
             "after_20_warmup": round(rss_warm, 1),
