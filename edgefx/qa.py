@@ -18,9 +18,15 @@ MAX_QUESTION_CHARS = 1000
 MAX_QUESTION_TOKENS = 40
 MAX_SEQUENCE_TOKENS = 160
 MAX_ANSWER_TOKENS = 40
-TOP_K = 3
+TOP_K = 4
 DEFAULT_THRESHOLD = 0.5
 REFUSAL = "I can't tell from this result."
+# Sentence choice = FUSION_WEIGHT x retrieval relevance + the reader's span-vs-no-answer log-odds.
+FUSION_WEIGHT = 20.0
+# Confidence is damped when even the best sentence is barely related to the question (off-topic questions):
+# x sigmoid(RELEVANCE_SLOPE x (best relevance - RELEVANCE_MIDPOINT)).
+RELEVANCE_MIDPOINT = 0.5
+RELEVANCE_SLOPE = 10.0
 # Bumped whenever encode_pair/join_context change: the trained weights depend on this exact encoding.
 ENCODING_VERSION = 1
 
@@ -115,8 +121,76 @@ def validate_question(question: object) -> str:
     return stripped
 
 
+# Query expansion for the word-overlap score: everyday words -> the words the context sentences use.
+_THESAURUS = {
+    "cutoff": "threshold", "cut": "threshold", "minimum": "threshold", "pass": "threshold", "need": "threshold",
+    "beat": "threshold", "line": "threshold", "bar": "threshold",
+    "similar": "similarity", "number": "score", "value": "score",
+    "sure": "confidence", "certain": "confidence", "certainty": "confidence", "trust": "confidence",
+    "reliable": "confidence", "probability": "confidence", "percent": "confidence",
+    "why": "because", "reason": "because", "come": "because", "rejected": "because", "accepted": "because",
+    "work": "decision", "recognised": "decision", "recognized": "decision", "yes": "decision", "me": "decision",
+    "same": "decision", "get": "decision",
+    "pic": "photo", "picture": "photo", "image": "photo", "pics": "photo",
+    "big": "wide", "size": "wide", "pixels": "wide", "across": "wide",
+    "long": "took", "time": "took", "fast": "took", "milliseconds": "took", "ms": "took",
+    "area": "region", "part": "region", "feature": "region", "bit": "region", "factor": "region",
+    "mattered": "important", "matter": "important", "counted": "important", "key": "important",
+    "share": "importance", "weight": "importance", "percentage": "importance", "contribute": "importance",
+    "count": "importance", "role": "importance",
+    "margin": "above below", "miss": "below", "close": "above below", "gap": "above below",
+    "people": "faces", "anyone": "faces", "else": "other",
+    "runtime": "run", "device": "run", "precision": "run", "backend": "run",
+    "network": "model", "recognises": "recognition", "recognise": "recognition",
+}
+
+
 def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOPWORDS}
+
+
+def _query_words(question: str) -> set[str]:
+    words = _words(question)
+    return words | {e for w in words for e in _THESAURUS.get(w, "").split()}
+
+
+_PHOTO_WORDS = r"(photo|image|picture|pic|face|one)"
+_PHOTO_PATTERNS = {
+    "A": re.compile(rf"\b(first|1st) {_PHOTO_WORDS}|\b{_PHOTO_WORDS} (a|1|one)\b"),
+    "B": re.compile(rf"\b(second|2nd) {_PHOTO_WORDS}|\b{_PHOTO_WORDS} (b|2|two)\b"),
+}
+_METHOD_PATTERNS = {
+    "S-": re.compile(r"single[ -]removal|\bs-"), "G-": re.compile(r"greedy[ -]removal|\bg-"),
+    "S+": re.compile(r"single[ -]aggregation|\bs\+"), "G+": re.compile(r"greedy[ -]aggregation|\bg\+"),
+    "Avg": re.compile(r"\baverage|\bavg\b"),
+}
+_REGIONS = ("forehead", "left eyebrow", "right eyebrow", "left eye", "right eye", "nose", "left cheek",
+            "right cheek", "mouth", "chin")
+
+
+def focus_scores(question: str, context: list[str]) -> np.ndarray:
+    """Raise sentences about the photo, method and region the question names; lower those about another one.
+
+    Sentence embeddings barely tell "photo A by S-" from "photo B by G+"; the question's own words do.
+    """
+    q = question.lower()
+    photos = {p for p, pattern in _PHOTO_PATTERNS.items() if pattern.search(q)}
+    methods = {m for m, pattern in _METHOD_PATTERNS.items() if pattern.search(q)}
+    regions = {r for r in _REGIONS if re.search(rf"\b{r}", q)}
+    regions -= {r for r in regions if any(r != o and r in o for o in regions)}
+    scores = np.zeros(len(context), dtype=np.float32)
+    for i, sentence in enumerate(context):
+        s_photos = {p for p in "AB" if f"({p})" in sentence}
+        s_methods = {m for m in _METHOD_PATTERNS if f"({m})" in sentence}
+        if photos and s_photos:
+            scores[i] += 0.1 if photos & s_photos else -0.1
+        if methods and s_methods:
+            scores[i] += 0.1 if methods & s_methods else -0.1
+        elif s_methods == {"Avg"}:
+            scores[i] += 0.1  # no method named: the average is the default answer
+        if regions and any(f" {r} " in f" {sentence.lower()} " for r in regions):
+            scores[i] += 0.1
+    return scores
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -185,53 +259,75 @@ class QuestionAnswerer:
                 self._cache.popitem(last=False)
         return vectors
 
-    def select(self, context: list[str], question: str, question_vector: np.ndarray) -> list[int]:
-        """Indices (in document order) of the top-k sentences by embedding similarity plus word overlap."""
+    def relevance(self, context: list[str], question: str, question_vector: np.ndarray) -> np.ndarray:
+        """Sentence scores: embedding similarity, word overlap, and agreement on the photo/method/region named."""
         similarity = self.context_vectors(context) @ question_vector
-        q_words = _words(question)
+        q_words = _query_words(question)
         overlap = np.array([len(q_words & _words(s)) for s in context], dtype=np.float32)
-        score = similarity + 0.05 * overlap
-        top = np.argsort(-score)[: self.top_k]
-        return sorted(int(i) for i in top)
+        return similarity + 0.1 * overlap + focus_scores(question, context)
 
     def suggestions(self, question_vector: np.ndarray, n: int = 3) -> list[str]:
         order = np.argsort(-(self._suggestion_vectors @ question_vector))
         return [SUGGESTIONS[int(i)] for i in order[:n]]
 
-    def extract(self, question: str, sentences: list[str]) -> tuple[str | None, float, int | None]:
-        """Best valid span: (text or None for no-answer, confidence, index of the sentence it came from)."""
-        text, starts = join_context(sentences)
-        enc = encode_pair(self.tokenizer, question, text)
-        feeds = {"input_ids": np.array([enc.ids], dtype=np.int64),
-                 "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
-                 "token_type_ids": np.array([enc.type_ids], dtype=np.int64)}
-        start_logits, end_logits = (o[0] for o in self.qa.run({k: feeds[k] for k in self.qa.input_names}))
-        allowed = np.array(enc.is_context)
-        allowed[0] = True  # [CLS] is the no-answer option
-        p_start = _softmax(np.where(allowed, start_logits, -1e9))
-        p_end = _softmax(np.where(allowed, end_logits, -1e9))
-        context_idx = np.flatnonzero(enc.is_context)
-        best, best_score = None, p_start[0] * p_end[0]
-        top_starts = context_idx[np.argsort(-p_start[context_idx])[:20]]
-        top_ends = context_idx[np.argsort(-p_end[context_idx])[:20]]
-        for s in top_starts:
-            for e in top_ends:
-                if s <= e < s + MAX_ANSWER_TOKENS and p_start[s] * p_end[e] > best_score:
-                    best, best_score = (int(s), int(e)), p_start[s] * p_end[e]
-        if best is None:
-            return None, float(best_score), None
-        char_start, char_end = enc.offsets[best[0]][0], enc.offsets[best[1]][1]
-        sentence = max(i for i, start in enumerate(starts) if start <= char_start)
-        return text[char_start:char_end], float(best_score), sentence
+    def read(self, question: str, sentences: list[str]) -> list[tuple[tuple[int, int] | None, float, float]]:
+        """Run the span reader on each sentence alone (one batch): per sentence (best span as character offsets
+        or None, P(best span), P(no answer))."""
+        encs = [encode_pair(self.tokenizer, question, s) for s in sentences]
+        length = max(len(e.ids) for e in encs)
+        feeds = {k: np.zeros((len(encs), length), dtype=np.int64)
+                 for k in ("input_ids", "attention_mask", "token_type_ids")}
+        for i, e in enumerate(encs):
+            feeds["input_ids"][i, :len(e.ids)] = e.ids
+            feeds["attention_mask"][i, :len(e.ids)] = 1
+            feeds["token_type_ids"][i, :len(e.ids)] = e.type_ids
+        start_logits, end_logits = self.qa.run({k: feeds[k] for k in self.qa.input_names})
+        out = []
+        for i, e in enumerate(encs):
+            allowed = np.zeros(length, dtype=bool)
+            allowed[:len(e.ids)] = e.is_context
+            allowed[0] = True  # [CLS] is the no-answer option
+            p_start = _softmax(np.where(allowed, start_logits[i], -1e9))
+            p_end = _softmax(np.where(allowed, end_logits[i], -1e9))
+            tokens = np.flatnonzero(e.is_context)
+            best, best_p = None, 0.0
+            for a in tokens[np.argsort(-p_start[tokens])[:10]]:
+                for b in tokens[np.argsort(-p_end[tokens])[:10]]:
+                    if a <= b < a + MAX_ANSWER_TOKENS and p_start[a] * p_end[b] > best_p:
+                        best, best_p = (int(a), int(b)), float(p_start[a] * p_end[b])
+            chars = (e.offsets[best[0]][0], e.offsets[best[1]][1]) if best else None
+            out.append((chars, best_p, float(p_start[0] * p_end[0])))
+        return out
+
+    def candidates(self, context: list[str], question: str, question_vector: np.ndarray) -> tuple[list[int],
+                                                                                               np.ndarray]:
+        """Top-k sentences by relevance, plus the first sentence (the decision), which short questions such as
+        "did it work?" mostly mean but rarely resemble."""
+        relevance = self.relevance(context, question, question_vector)
+        top = [int(i) for i in np.argsort(-relevance)[: self.top_k]]
+        if 0 not in top:
+            top.append(0)
+        return top, relevance
 
     def _span(self, context: list[str], question: str) -> tuple[str | None, float, str | None, np.ndarray]:
         question = validate_question(question)
         question_vector = self.embed([question])[0]
-        chosen = [context[i] for i in self.select(context, question, question_vector)] if context else []
-        if not chosen:
+        if not context:
             return None, 0.0, None, question_vector
-        span, confidence, sentence = self.extract(question, chosen)
-        return span, confidence, chosen[sentence] if sentence is not None else None, question_vector
+        top, relevance = self.candidates(context, question, question_vector)
+        sentences = [context[i] for i in top]
+        readings = self.read(question, sentences)
+        log_odds = np.array([np.log(p + 1e-9) - np.log(null + 1e-9) if chars else -20.0
+                             for chars, p, null in readings])
+        fused = FUSION_WEIGHT * relevance[top] + log_odds
+        best = int(np.argmax(fused))
+        chars, p_span, _ = readings[best]
+        if chars is None:
+            return None, 0.0, None, question_vector
+        share = float(_softmax(fused)[best])
+        on_topic = 1.0 / (1.0 + np.exp(-RELEVANCE_SLOPE * (float(relevance.max()) - RELEVANCE_MIDPOINT)))
+        confidence = p_span * share * on_topic
+        return sentences[best][chars[0]:chars[1]], float(confidence), sentences[best], question_vector
 
     def raw_answer(self, context: list[str], question: str) -> tuple[str | None, float, str | None]:
         """The best span before the refusal threshold: (span or None, confidence, evidence sentence)."""

@@ -55,7 +55,9 @@ RECIPE = {
     "epochs": 1,
 }
 # Stage 2 continues from stage 1 on a fresh corpus (new seed) at a lower rate; each stage is cached on its own.
-STAGES = [RECIPE, {**RECIPE, "seed": 20240918, "lr": 1e-4}]
+# Stage 3 teaches the per-sentence reading that edgefx.qa does: one sentence, answer or no-answer.
+STAGES = [RECIPE, {**RECIPE, "seed": 20240918, "lr": 1e-4},
+          {**RECIPE, "seed": 20240919, "lr": 1e-4, "mode": "single", "n_contexts": 110, "max_len": 96}]
 QA_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 QA_OUTPUTS = ["start_logits", "end_logits"]
 SENTENCE_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
@@ -123,7 +125,7 @@ def train(out_dir: Path, threads: int, recipe: dict[str, Any], max_minutes: floa
     from transformers import BertForQuestionAnswering
 
     from edgefx.qa import load_tokenizer
-    from export.qa_corpus import generate
+    from export.qa_corpus import generate, generate_single
 
     torch.set_num_threads(threads)
     torch.manual_seed(recipe["seed"])
@@ -131,7 +133,8 @@ def train(out_dir: Path, threads: int, recipe: dict[str, Any], max_minutes: floa
     np.random.seed(recipe["seed"] % (2**32))
     tokenizer = load_tokenizer(source_file(MINILM, TOKENIZER))
     t0 = time.time()
-    examples = generate(recipe["seed"], recipe["n_contexts"], recipe["per_context"])
+    make = generate_single if recipe.get("mode") == "single" else generate
+    examples = make(recipe["seed"], recipe["n_contexts"], recipe["per_context"])
     rng = random.Random(recipe["seed"] + 1)
     rng.shuffle(examples)
     log.info("corpus: %d examples in %.1fs", len(examples), time.time() - t0)
