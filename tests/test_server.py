@@ -577,3 +577,30 @@ def test_real_engine_bad_inputs_then_health(real_url: str) -> None:
         blank = cv2.imencode(".jpg", np.full((250, 250, 3), 128, np.uint8))[1].tobytes()
         assert_error(c.post("/v1/verify", files=two_images(good, blank)), 422, "no_face_detected")
         assert c.get("/v1/health").json() == {"status": "ok"}
+
+
+# ---------------------------------------------------------------------------------------------- the systemd unit
+
+
+def test_systemd_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
+    import re
+    import shutil
+    import subprocess
+
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
+    repo = Path(__file__).resolve().parent.parent
+    unit = (repo / "systemd" / "edgefx.service").read_text()
+    assert "\nMemoryDenyWriteExecute=no" in unit and "\nDynamicUser=yes" in unit
+    # The unit names /opt/edgefx; point it at this checkout so that `verify` finds the real executable.
+    local = tmp_path / "edgefx.service"
+    local.write_text(unit.replace("/opt/edgefx", str(repo)))
+    verify = subprocess.run([analyze, "verify", str(local)], capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
+    security = subprocess.run(
+        [analyze, "security", "--offline=yes", str(local)], capture_output=True, text=True, timeout=60
+    )
+    level = re.search(r"Overall exposure level for \S+: ([0-9.]+)", security.stdout)
+    assert level, security.stdout[-500:] + security.stderr[-500:]
+    assert float(level.group(1)) <= 1.5, f"exposure {level.group(1)} (was 0.9 when the unit was written)"
