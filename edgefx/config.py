@@ -31,8 +31,9 @@ class Settings:
     min_face_size: int = 40
     # Smallest face searched, as a fraction of the photo's shorter side: keeps phone-size photos cheap.
     min_face_fraction: float = 0.1
-    # Sum of the embeddings of the face and its mirror image: DevTest 99.20% -> 99.40% (README, Accuracy).
-    flip_tta: bool = True
+    # Mirror-image test-time augmentation: measured on LFW DevTest it changed neither accuracy (99.2%) nor EER
+    # (1.0%) and cost 1.6x the embedding time, so it is off (README, Accuracy).
+    flip_tta: bool = False
     # HTTP service
     host: str = "127.0.0.1"
     port: int = 8080

@@ -13,7 +13,7 @@ CROP_SIZE = 112
 class SFace:
     """The SFace recognizer (ArcFace-family, 128-d) behind the backend interface."""
 
-    def __init__(self, model: Model, max_batch: int = 64, flip_tta: bool = False) -> None:
+    def __init__(self, model: Model, max_batch: int = 16, flip_tta: bool = False) -> None:
         self.model = model
         self.input_name = model.input_names[0]
         self.max_batch = max_batch
