@@ -17,6 +17,8 @@ from edgefx.config import Settings, default_lfw_dir
 from edgefx.lfw import lfw_image_root, read_pairs
 
 CONFIGS = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
+# `auto` (the default) mixes backends per model, so the end-to-end comparison has it too.
+VERIFY_CONFIGS = [("auto", "fp32"), ("auto", "int8"), *CONFIGS]
 
 
 def summarize(samples_ms: list[float]) -> dict[str, float]:
@@ -114,7 +116,7 @@ def bench_verify(args: argparse.Namespace) -> dict[str, Any]:
 
     pairs = sample_pairs(Path(args.lfw), args.pairs)
     results: list[dict[str, Any]] = []
-    for backend, precision in CONFIGS:
+    for backend, precision in VERIFY_CONFIGS:
         s = Settings.from_env(models_dir=args.models_dir, backend=backend, precision=precision, threads=args.threads)
         try:
             engine = Engine(s, load_qa=False)
