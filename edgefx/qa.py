@@ -46,6 +46,8 @@ SUGGESTIONS = [
     "Which face recognition model was used?",
     "How long did the verification take?",
 ]
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+CACHE_SENTENCES = 4096
 _STOPWORDS = frozenset(
     "a an the is was were are be been of in on at to for by with and or it its this that what which who how why "
     "did does do me my i you your please pls tell give show so can could would about from there".split())
@@ -222,14 +224,17 @@ class QuestionAnswerer:
         self.precision = precision
         self.top_k = top_k
         self.threshold = load_threshold(models_dir, precision) if threshold is None else threshold
-        self._cache: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self._suggestion_vectors = self.embed(SUGGESTIONS)
 
     @classmethod
     def load(cls, settings: Any, precision: str = "int8") -> "QuestionAnswerer":
-        """From `edgefx.config.Settings`; QA runs int8 (same answers as fp32 on the dev set, faster; see README)."""
-        return cls(precision=precision, backend=settings.backend, device=settings.device, threads=settings.threads,
+        """From `edgefx.config.Settings`. QA runs int8 on onnxruntime unless a backend is forced: OpenVINO ran the
+        dynamically quantized graphs about 2x slower here (`edgefx bench qa`), and the threshold is calibrated on
+        onnxruntime."""
+        backend = "onnxruntime" if settings.backend == "auto" else settings.backend
+        return cls(precision=precision, backend=backend, device=settings.device, threads=settings.threads,
                    models_dir=settings.models_dir, verify_hashes=settings.verify_hashes)
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -246,18 +251,24 @@ class QuestionAnswerer:
         return vectors
 
     def context_vectors(self, context: list[str]) -> np.ndarray:
-        """Sentence embeddings of a context, computed once per distinct context (multi-turn questions reuse them)."""
-        key = tuple(context)
+        """Sentence embeddings for retrieval. Numbers are masked first, so "The decision threshold is 0.363." and
+        "... is 0.310." share one cached vector: after a few results almost no sentence needs the encoder."""
+        masked = [_NUMBER.sub("N", s) for s in context]
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        vectors = self.embed(list(context))
+            missing = list(dict.fromkeys(m for m in masked if m not in self._cache))
+        for sentence in missing:
+            # One at a time: int8 activation scales are per batch, so batching would make a sentence's vector
+            # depend on its neighbours (and answers on which results were seen before).
+            (vector,) = self.embed([sentence])
+            with self._lock:
+                self._cache[sentence] = vector
         with self._lock:
-            self._cache[key] = vectors
-            while len(self._cache) > 32:
+            out = np.stack([self._cache[m] for m in masked])
+            for m in masked:
+                self._cache.move_to_end(m)
+            while len(self._cache) > CACHE_SENTENCES:
                 self._cache.popitem(last=False)
-        return vectors
+        return out
 
     def relevance(self, context: list[str], question: str, question_vector: np.ndarray) -> np.ndarray:
         """Sentence scores: embedding similarity, word overlap, and agreement on the photo/method/region named."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import time
@@ -122,12 +123,13 @@ def split(rows: list[DevQuestion]) -> tuple[list[int], list[int]]:
 
 
 def choose_threshold(rows: list[DevQuestion], predictions: list[dict[str, Any]]) -> dict[str, Any]:
-    """Lowest threshold keeping wrong confident answers <= 2% and refusals >= 90%; else the best trade-off."""
+    """Threshold with the most correct answers while wrong confident answers stay <= 3% and refusals >= 90%
+    (the targets); when none qualifies, the best correct-minus-wrong trade-off."""
     candidates = sorted({0.0} | {round(p["confidence"], 4) for p in predictions if p["span"] is not None})
     best = None
     for t in candidates:
         m = score_rows(rows, predictions, t)
-        ok = m["wrong_confident"] <= 0.02 and m["refusal_on_unanswerable"] >= 0.9
+        ok = m["wrong_confident"] <= 0.03 and m["refusal_on_unanswerable"] >= 0.9
         key = (ok, m["correct_fact"] - m["wrong_confident"])
         if best is None or key > best[0]:
             best = (key, t, m)
@@ -184,12 +186,12 @@ def bench(precisions: list[str], backends: list[str], threads: int, repeats: int
     for precision in precisions:
         for backend in backends:
             qa = QuestionAnswerer(precision=precision, backend=backend, threads=threads, models_dir=models_dir)
-            cold = []
-            for cid, context in contexts.items():  # first question on a context also embeds its sentences
-                qa.clear_cache()
+            qa.clear_cache()
+            first = []
+            for context in contexts.values():  # first question on a new result embeds its unseen sentences
                 t0 = time.perf_counter()
                 qa.answer(context, "Is it a match?")
-                cold.append((time.perf_counter() - t0) * 1e3)
+                first.append((time.perf_counter() - t0) * 1e3)
             warm = []
             for _ in range(repeats):
                 for row in rows:
@@ -200,10 +202,13 @@ def bench(precisions: list[str], backends: list[str], threads: int, repeats: int
             results.append({
                 "precision": precision, "backend": qa.qa.backend, "threads": threads, "questions": len(warm),
                 "median_ms": round(statistics.median(warm), 2), "p90_ms": round(warm[int(0.9 * len(warm))], 2),
-                "first_question_on_context_median_ms": round(statistics.median(cold), 2),
+                "first_question_empty_cache_ms": round(first[0], 2),
+                "first_question_on_new_result_median_ms": round(statistics.median(first[1:]), 2),
             })
-    return {"benchmark": "qa", "note": "median per question incl. sub-context selection; context sentence "
-            "embeddings are computed once per result and reused by follow-up questions", "results": results}
+    return {"benchmark": "qa", "note": "per question incl. sub-context selection (question embedding, retrieval) "
+            "and span reading; sentence embeddings are cached by number-masked text, so a new result only "
+            "embeds sentences not seen before", "load_average": [round(x, 2) for x in os.getloadavg()],
+            "results": results}
 
 
 def _print(report: dict[str, Any], as_json: bool) -> None:
@@ -235,7 +240,8 @@ def add_eval_parser(sub: Any) -> None:
     p = sub.add_parser("qa", help="QA dev set: exact match, F1, correct refusals, wrong confident answers")
     p.add_argument("--json", action="store_true")
     p.add_argument("--precision", default="int8", choices=["fp32", "int8"])
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "openvino"])
+    p.add_argument("--backend", default="onnxruntime", choices=["auto", "onnxruntime", "openvino"],
+                   help="the refusal threshold is calibrated on onnxruntime")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--threshold", type=float, help="override the calibrated refusal threshold")
     p.add_argument("--questions", default=str(DEV_QUESTIONS))
