@@ -17,7 +17,7 @@ import numpy as np
 
 from export.manifest import (MODELS_DIR, built_with, entry_files, file_record, model_entries, record_matches,
                              update_manifest)
-from export.sources import Source, cache_dir, source_file, provenance, sha256_file
+from export.sources import Source, cache_dir, provenance, source_file
 
 log = logging.getLogger(__name__)
 

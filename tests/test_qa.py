@@ -93,7 +93,8 @@ def _cases() -> list:  # type: ignore[type-arg]
 
 @needs_models
 @pytest.mark.parametrize("genuine,question,key", _cases())
-def test_best_span_on_a_real_lfw_pair(qa, genuine: bool, question: str, key: str) -> None:  # type: ignore[no-untyped-def]
+def test_best_span_on_a_real_lfw_pair(qa, genuine: bool, question: str,  # type: ignore[no-untyped-def]
+                                      key: str) -> None:
     """The model's best span (before the refusal threshold) states the right fact, from the right sentence."""
     result = _real(genuine)["result"]
     gold = {f.key: f for f in build_facts(result)}[key]
@@ -106,7 +107,8 @@ def test_best_span_on_a_real_lfw_pair(qa, genuine: bool, question: str, key: str
 @needs_models
 @pytest.mark.parametrize("genuine", [True, False])
 @pytest.mark.parametrize("question,key", QUESTIONS)
-def test_answer_is_correct_or_refused(qa, genuine: bool, question: str, key: str) -> None:  # type: ignore[no-untyped-def]
+def test_answer_is_correct_or_refused(qa, genuine: bool, question: str,  # type: ignore[no-untyped-def]
+                                     key: str) -> None:
     """Above the calibrated threshold the answer is right; otherwise it is the refusal with suggestions."""
     result = _real(genuine)["result"]
     gold = {f.key: f for f in build_facts(result)}[key]
