@@ -31,6 +31,20 @@ class UnsupportedFormat(EdgefxError):
     status = 415
 
 
+class UnsupportedMediaType(EdgefxError):
+    """The request body is not multipart/form-data."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+class BodyTooLarge(EdgefxError):
+    """The request body is larger than the configured limit."""
+
+    code = "body_too_large"
+    status = 413
+
+
 class ImageTooLarge(EdgefxError):
     """The image has more pixels (or bytes) than the configured limit."""
 

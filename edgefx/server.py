@@ -23,11 +23,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edgefx.config import Settings
-from edgefx.errors import Busy, EdgefxError, InvalidQuestion, InvalidRequest, NotFound, Unauthorized
+from edgefx.errors import (BodyTooLarge, Busy, EdgefxError, InvalidQuestion, InvalidRequest, NotFound, Unauthorized,
+                           UnsupportedMediaType)
 from edgefx.pool import InferencePool
 from edgefx.qa import MAX_QUESTION_CHARS
 from edgefx.store import ExplanationStore, StoredExplanation
-from edgefx.upload import BodyTooLarge, UnsupportedMediaType, read_two_images
+from edgefx.upload import read_two_images
 
 log = logging.getLogger("edgefx.server")
 

@@ -6,25 +6,11 @@ from collections.abc import AsyncIterator
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from edgefx.errors import EdgefxError, InvalidImage, InvalidRequest
+from edgefx.errors import BodyTooLarge, InvalidImage, InvalidRequest, UnsupportedMediaType
 
 IMAGE_FIELDS = ("image_a", "image_b")
 MAX_PARTS = 8  # two images plus a little slack for clients that add e.g. a submit button field
 MAX_HEADER_BYTES = 4096
-
-
-class UnsupportedMediaType(EdgefxError):
-    """The request body is not multipart/form-data."""
-
-    code = "unsupported_media_type"
-    status = 415
-
-
-class BodyTooLarge(EdgefxError):
-    """The request body is larger than the configured limit."""
-
-    code = "body_too_large"
-    status = 413
 
 
 def multipart_boundary(content_type: str | None) -> bytes:
