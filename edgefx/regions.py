@@ -126,7 +126,11 @@ def explainability_table(
     maps: Mapping[str, Mapping[str, np.ndarray]],
     labels: Mapping[str, np.ndarray] | None = None,
 ) -> list[dict[str, object]]:
-    """Rows {method, image, region, share, rank} for every image x method x region.
+    """Rows {method, image, region, share, rank, density} for every image x method x region.
+
+    `share`: % of the map's mass inside the ten regions (rank 1 = largest); it grows with a region's
+    area (the forehead is 8x an eye). `density`: the same per pixel of region, also summing to 100,
+    for "which part is most important per unit area".
 
     `maps` is image -> method -> 112x112 map; `labels` optionally gives per-image region labels
     (from `region_labels(aligned_landmarks)`), else the template regions are used.
@@ -134,12 +138,15 @@ def explainability_table(
     rows: list[dict[str, object]] = []
     for image, by_method in maps.items():
         lab = None if labels is None else labels.get(image)
+        area = np.bincount((_template_labels() if lab is None else lab).ravel(),
+                           minlength=len(REGIONS) + 1)[1:].astype(np.float64)
         for method, sal in by_method.items():
             mass = region_mass(sal, lab)
             share, rank = shares_percent(mass), ranks(mass)
+            density = shares_percent(mass / np.maximum(area, 1.0))
             for i, region in enumerate(REGIONS):
                 rows.append({"method": method, "image": image, "region": region,
-                             "share": float(share[i]), "rank": int(rank[i])})
+                             "share": float(share[i]), "rank": int(rank[i]), "density": float(density[i])})
     return rows
 
 

@@ -66,11 +66,12 @@ def _random_maps(seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
 def test_shares_sum_to_100_per_method_and_image_and_ranks_are_a_permutation() -> None:
     rows = explainability_table(_random_maps())
     assert len(rows) == 2 * len(METHODS) * len(REGIONS)
-    assert set(rows[0]) == {"method", "image", "region", "share", "rank"}
+    assert set(rows[0]) == {"method", "image", "region", "share", "rank", "density"}
     for img in ("a", "b"):
         for m in METHODS:
             sel = [r for r in rows if r["image"] == img and r["method"] == m]
             assert round(sum(r["share"] for r in sel), 6) == 100.0
+            assert round(sum(r["density"] for r in sel), 6) == 100.0
             assert sorted(r["rank"] for r in sel) == list(range(1, 11))
             best = max(sel, key=lambda r: r["share"])
             assert best["rank"] == 1
@@ -82,6 +83,9 @@ def test_a_map_inside_one_region_gives_it_all_the_share() -> None:
     rows = explainability_table({"a": {"single_removal": nose}})
     by_region = {r["region"]: r for r in rows}
     assert by_region["nose"]["share"] == 100.0 and by_region["nose"]["rank"] == 1
+    assert by_region["nose"]["density"] == 100.0
+    flat = explainability_table({"a": {"single_removal": np.ones((112, 112), np.float32)}})
+    assert {r["density"] for r in flat} == {10.0}  # a flat map: equal density, shares follow the areas
     assert sum(r["share"] for r in rows) == 100.0
 
 
