@@ -284,12 +284,10 @@ def quantize_int8(src: Path, dst: Path, per_channel: bool) -> None:
 
 
 def to_openvino(onnx_path: Path) -> tuple[Path, Path]:
-    import openvino as ov
+    """IR next to the ONNX file, converted in a fresh process so that the .xml bytes are reproducible."""
+    from export.openvino_ir import convert
 
-    model = ov.convert_model(str(onnx_path))
-    xml = onnx_path.with_suffix(".xml")
-    ov.save_model(model, str(xml), compress_to_fp16=False)
-    return xml, xml.with_suffix(".bin")
+    return convert(onnx_path)
 
 
 def _parity(reference: Path, other: Path, feeds: dict[str, np.ndarray]) -> float:
