@@ -26,7 +26,7 @@ from edgefx.config import Settings
 from edgefx.errors import (BodyTooLarge, Busy, EdgefxError, InvalidQuestion, InvalidRequest, NotFound, Unauthorized,
                            UnsupportedMediaType)
 from edgefx.pool import InferencePool
-from edgefx.qa import MAX_QUESTION_CHARS
+from edgefx.qa import MAX_QUESTION_CHARS, validate_question
 from edgefx.store import ExplanationStore, StoredExplanation
 from edgefx.upload import read_two_images
 
@@ -550,14 +550,7 @@ async def _read_question(request: Request) -> str:
     question = payload.get("question") if isinstance(payload, dict) else None
     if not isinstance(question, str):
         raise InvalidRequest('send {"question": "..."} with the question as a string')
-    question = question.strip()
-    if not question:
-        raise InvalidQuestion("the question is empty")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InvalidQuestion(
-            f"the question has {len(question)} characters; at most {MAX_QUESTION_CHARS} are accepted"
-        )
-    return question
+    return validate_question(question)
 
 
 def _index_html() -> str:
