@@ -113,7 +113,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_selfcheck(args: argparse.Namespace) -> int:
-    """Loads every model and runs one real verification on built-in synthetic input shapes."""
+    """Loads every model (hash-checked, warmed up) and prints what was loaded: the `make run` self-check."""
     from edgefx.engine import Engine
 
     engine = Engine(settings_from(args))

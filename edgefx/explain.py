@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from edgefx.align import transform_points
 from edgefx.errors import InvalidRequest, NotFound

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from edgefx.errors import BodyTooLarge, InvalidImage, InvalidRequest, UnsupportedMediaType
+from edgefx.errors import InvalidImage, InvalidRequest, UnsupportedMediaType
 
 IMAGE_FIELDS = ("image_a", "image_b")
 MAX_PARTS = 8  # two images plus a little slack for clients that add e.g. a submit button field

@@ -6,7 +6,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 from edgefx.config import Settings, default_lfw_dir
 from edgefx.engine import load_face_models

@@ -8,7 +8,6 @@ import pytest
 from edgefx.errors import InvalidRequest
 from edgefx.regions import REGIONS, explainability_table, region_labels
 from edgefx.saliency import (
-    BASE_METHODS,
     METHODS,
     explain_pair,
     gaussian_windows,
