@@ -96,6 +96,9 @@ def _json_bytes(error: EdgefxError) -> bytes:
     return json.dumps(error.to_dict()).encode()
 
 
+DRAIN_FACTOR = 8  # an over-limit body is read and dropped up to 8x the limit, then the connection closes
+
+
 class BodyLimitMiddleware:
     """Refuses request bodies over `max_bytes` while they stream in, before any handler buffers them."""
 
@@ -110,6 +113,7 @@ class BodyLimitMiddleware:
         too_large = BodyTooLarge(f"the request body is larger than the limit of {self.max_bytes} bytes")
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
+            await self._drain(receive)
             await self._reject(send, too_large)
             return
         received = 0
@@ -140,7 +144,22 @@ class BodyLimitMiddleware:
             if not exceeded:
                 raise
         if exceeded and not started:
+            await self._drain(receive)
             await self._reject(send, too_large)
+
+    async def _drain(self, receive: Receive) -> None:
+        """Reads and drops what the client is still sending (up to a bound) before the 413.
+
+        Closing a socket with unread bytes makes the kernel reset it, and a client still writing its
+        upload then sees a dropped connection instead of the JSON error."""
+        seen, cap = 0, DRAIN_FACTOR * self.max_bytes
+        while seen < cap:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
     @staticmethod
     async def _reject(send: Send, error: EdgefxError) -> None:
