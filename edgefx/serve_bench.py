@@ -47,20 +47,14 @@ def cpu_seconds(pid: int) -> float:
 
 def load_pairs(lfw: Path, count: int) -> list[tuple[bytes, bytes]]:
     """Image bytes of the first `count` pairs of pairsDevTest.txt, matched and mismatched interleaved."""
-    lines = (lfw / "pairsDevTest.txt").read_text().split("\n")
-    n = int(lines[0])
-    root = lfw / "lfw-deepfunneled"
+    from edgefx.lfw import lfw_image_root, read_pairs
 
-    def path(name: str, i: str) -> Path:
-        return root / name / f"{name}_{int(i):04d}.jpg"
-
-    pairs: list[tuple[bytes, bytes]] = []
-    for k in range(min(n, count)):
-        name, i, j = lines[1 + k].split()
-        pairs.append((path(name, i).read_bytes(), path(name, j).read_bytes()))
-        a, i, b, j = lines[1 + n + k].split()
-        pairs.append((path(a, i).read_bytes(), path(b, j).read_bytes()))
-    return pairs[:count]
+    pairs = read_pairs(lfw / "pairsDevTest.txt")
+    matched = [p for p in pairs if p.genuine]
+    mismatched = [p for p in pairs if not p.genuine]
+    interleaved = [p for both in zip(matched, mismatched) for p in both][:count]
+    root = lfw_image_root(lfw)
+    return [((root / p.path_a).read_bytes(), (root / p.path_b).read_bytes()) for p in interleaved]
 
 
 @dataclass
