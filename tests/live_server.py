@@ -13,6 +13,7 @@ import pytest
 import uvicorn
 
 from edgefx.config import Settings, default_lfw_dir
+from edgefx.lfw import lfw_image_root, read_pairs
 
 
 @contextlib.contextmanager
@@ -43,20 +44,15 @@ def lfw_dir() -> Path:
     return default_lfw_dir()
 
 
-def lfw_image(name: str, index: int) -> Path:
-    return lfw_dir() / "lfw-deepfunneled" / name / f"{name}_{index:04d}.jpg"
-
-
 def lfw_pairs(limit: int = 5) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
     """The first `limit` matched and mismatched pairs of pairsDevTest.txt."""
-    lines = (lfw_dir() / "pairsDevTest.txt").read_text().split("\n")
-    n = int(lines[0])
-    matched = [line.split() for line in lines[1 : 1 + n]][:limit]
-    mismatched = [line.split() for line in lines[1 + n : 1 + 2 * n]][:limit]
-    return (
-        [(lfw_image(name, int(i)), lfw_image(name, int(j))) for name, i, j in matched],
-        [(lfw_image(a, int(i)), lfw_image(b, int(j))) for a, i, b, j in mismatched],
-    )
+    pairs = read_pairs(lfw_dir() / "pairsDevTest.txt")
+    root = lfw_image_root(lfw_dir())
+
+    def paths(genuine: bool) -> list[tuple[Path, Path]]:
+        return [(root / p.path_a, root / p.path_b) for p in pairs if p.genuine == genuine][:limit]
+
+    return paths(True), paths(False)
 
 
 def require_lfw() -> None:
