@@ -25,7 +25,9 @@ class Settings:
     models_dir: Path = field(default_factory=default_models_dir)
     backend: str = "auto"  # auto | onnxruntime | openvino
     device: str = "CPU"  # OpenVINO device: CPU | GPU | NPU | AUTO
-    precision: str = "fp32"  # fp32 | int8 (face models)
+    precision: str = "fp32"  # fp32 | int8: the recognizer (SFace) and its calibration
+    # MTCNN stays fp32: its int8 graphs run slower than fp32 on both backends (`edgefx bench backends`).
+    detector_precision: str = "fp32"  # fp32 | int8
     threads: int | None = None  # None = all cores
     verify_hashes: bool = True
     min_face_size: int = 40

@@ -28,7 +28,8 @@ def calibrate(precision: str, lfw: Path | None = None, force: bool = False) -> P
     recorded = read_manifest()["calibration"].get(f"sface-{precision}")
     settings = Settings(models_dir=MODELS_DIR, backend="auto", precision=precision, verify_hashes=True)
     if (not force and out.is_file() and recorded and recorded.get("sha256") == sha256_file(out)
-            and recorded.get("model_sha256") == model_hash and recorded.get("flip_tta") == settings.flip_tta):
+            and recorded.get("model_sha256") == model_hash and recorded.get("flip_tta") == settings.flip_tta
+            and recorded.get("detector_precision") == settings.detector_precision):
         print(f"calibrate sface/{precision}: up to date")
         return out
     train_file = lfw / "pairsDevTrain.txt"
@@ -42,7 +43,8 @@ def calibrate(precision: str, lfw: Path | None = None, force: bool = False) -> P
     # The fastest installed backend (auto): its scores agree with onnxruntime's to ~1e-5 (the IR parity figures).
     detector, recognizer, _ = load_face_models(settings)
     meta: dict[str, object] = {"pairs": "LFW View 1 pairsDevTrain.txt", "model_sha256": model_hash,
-                               "min_face_size": settings.min_face_size, "flip_tta": settings.flip_tta}
+                               "min_face_size": settings.min_face_size, "flip_tta": settings.flip_tta,
+                               "detector_precision": settings.detector_precision}
     for split, name in (("train", "pairsDevTrain.txt"), ("test", "pairsDevTest.txt")):
         pairs = read_pairs(lfw / name)
         paths = sorted({p.path_a for p in pairs} | {p.path_b for p in pairs})
@@ -61,6 +63,7 @@ def calibrate(precision: str, lfw: Path | None = None, force: bool = False) -> P
     update_calibration(f"sface-{precision}", {"path": out.relative_to(MODELS_DIR).as_posix(),
                                               "sha256": sha256_file(out), "model_sha256": model_hash,
                                               "flip_tta": settings.flip_tta,
+                                              "detector_precision": settings.detector_precision,
                                               "threshold": cal.threshold,
                                               "devtrain_accuracy": meta["devtrain_accuracy"],
                                               "devtest_accuracy": meta["devtest_accuracy"]})
