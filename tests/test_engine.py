@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -95,3 +96,23 @@ def test_explaining_never_changes_the_verification(engine, matched_pair_bytes) -
     assert sum(r["share"] for r in rows) == pytest.approx(100.0, abs=0.1)
     png = explained.explanation.heatmap_png("a", "single_removal")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_parallel_preparation_matches_serial(engine, matched_pair_bytes, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Photo B is prepared on a second thread; the result must be the one-after-the-other result, and when both
+    photos are bad the error is about photo A, as it would be serially."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU core: the engine prepares the photos one after the other, nothing parallel to compare")
+    assert engine._prepare_pool is not None, "the engine should prepare the two photos in parallel on >1 core"
+    parallel = engine.verify(*matched_pair_bytes)
+    monkeypatch.setattr(engine, "_prepare_pool", None)
+    serial = engine.verify(*matched_pair_bytes)
+    assert parallel.score == pytest.approx(serial.score, abs=1e-6) and parallel.match == serial.match
+    for p, s in zip(parallel.faces, serial.faces):
+        np.testing.assert_allclose(p.face.landmarks, s.face.landmarks, atol=1e-4)
+    monkeypatch.undo()
+    blank = cv2.imencode(".jpg", np.full((250, 250, 3), 128, np.uint8))[1].tobytes()
+    for _ in range(3):
+        with pytest.raises(NoFaceDetected) as err:
+            engine.verify(blank, b"")
+        assert err.value.image == "a"
