@@ -12,16 +12,21 @@ the cosine score is credited to the window.
                           original (or K steps); each window is credited with the gain of its step.
 * Avg the mean of the four min-max normalised maps.
 
-Speed comes from (1) building every masked variant of a step as one broadcast array and embedding
-both faces' variants in one batch, (2) greedy steps only scoring windows still available, (3) the
-first greedy step reusing the single-window scores (they are the same forward passes), and (4) lazy
-greedy: a step scores the windows around the one just taken plus the `block` best by their last
-known gain, and stops once the best fresh gain beats every stale gain left, widened by the largest
-gain growth seen in the step. Plain lazy greedy is exact only under diminishing returns, which a
-network does not promise: on 12 DevTrain pairs (48 greedy traces, K=8, full 5x5 grid) plain lazy kept the full
-greedy order in 22/48 traces (block 4), this variant in 45/48 with about half the passes of full
-greedy. `greedy="full"` gives the exact order at full cost; `edgefx bench explain` reports the
-agreement on DevTest.
+Speed comes from (1) embedding every variant the single maps need (both faces, removal and reveal,
+and the pair's own crops when their embeddings are not given) as one batch, (2) running the four
+greedy traces (G- and G+ of both faces) together, each round embedding every trace's next chunk
+of candidates as one batch, (3) greedy steps only scoring windows still available, (4) the first
+greedy step reusing the single-window scores (they are the same forward passes), and (5) lazy
+greedy: a step re-scores candidates in chunks (8, then 4), most promising first by an optimistic
+bound (last known gain + 0.02 for the windows overlapping the one just taken, + 0.005 for the
+others), and takes the best fresh gain once it beats the bound of every window not re-scored,
+widened by the largest gain growth seen in the step. Lazy greedy is exact only under diminishing
+returns, which a network does not promise; the margins were chosen by replaying the full greedy
+tables of 24 LFW DevTrain pairs (96 traces, K=8, SFace fp32): this rule keeps the full greedy order
+in 87/96 traces with 187 re-scoring passes per pair instead of full greedy's 348 (no margins: 43/96
+at 93 passes; margins 0.03/0.02: 96/96 at 266). Where it differs, the two candidates' true gains
+were within 0.017 of each other (median 0.007). `greedy="full"` gives the exact order at full cost;
+`edgefx bench explain` reports the agreement on DevTest.
 
 Defaults, measured on LFW DevTrain (12 pairs, 6 matched, SFace fp32, all 25 windows; pixel-order deletion/insertion
 AUC of the S- and S+ maps evaluated with both fills, lower deletion / higher insertion is better;
@@ -69,6 +74,9 @@ DEFAULT_SIGMA_CELLS = 0.5
 DEFAULT_FILL = "blur"
 DEFAULT_STEPS = 8
 DEFAULT_BLOCK = 4
+DEFAULT_FIRST_BLOCK = 8
+NEAR_MARGIN = 0.02
+FAR_MARGIN = 0.005
 BLUR_SIGMA = 8.0
 NEIGHBOUR_REACH = 1.5  # cells (Chebyshev distance between window centres): the 8 surrounding windows
 
@@ -236,108 +244,109 @@ def _neighbours(centers: np.ndarray, grid: int) -> np.ndarray:
     return (d <= NEIGHBOUR_REACH * cell) & ~np.eye(len(centers), dtype=bool)
 
 
-def _greedy(
-    faces: list[_Face],
-    windows: np.ndarray,
-    centers: np.ndarray,
-    grid: int,
-    embed: Embed,
-    start_scores: list[float],
-    first_scores: list[np.ndarray],
-    reveal: bool,
-    stop: Callable[[int, float], bool],
-    steps: int,
-    mode: str,
-    block: int,
-) -> tuple[list[GreedyTrace], int]:
-    """Greedy removal (reveal=False) or aggregation (reveal=True) for all faces at once.
+class _GreedyRun:
+    """One greedy trace (a face, removal or reveal) in progress, with its lazy-evaluation state.
 
-    `first_scores[f]` are the scores of taking each single window from the start state (the single
-    method's passes), so step 1 needs no forward pass. Returns the traces and the passes spent.
+    A step scores candidate windows in chunks, most promising first by an optimistic bound (last
+    known gain + a margin, larger for the windows overlapping the one just taken), and takes the
+    best fresh gain once it beats the bound of every window not yet re-scored, widened by the
+    largest gain growth seen among the re-scored ones. `full` scores every available window.
     """
-    n_win = len(windows)
-    sign = 1.0 if reveal else -1.0  # gain = sign * (new score - current score)
-    neighbours = _neighbours(centers, grid)
-    keep = [np.ones((CROP_SIZE, CROP_SIZE), np.float32) for _ in faces]
-    current = list(start_scores)
-    available = [np.ones(n_win, bool) for _ in faces]
-    stale = [sign * (np.asarray(s, np.float32) - c) for s, c in zip(first_scores, current)]
-    traces = [GreedyTrace() for _ in faces]
-    active = [steps > 0 and not stop(f, current[f]) for f in range(len(faces))]
-    passes = 0
 
-    def base_other(f: int) -> tuple[np.ndarray, np.ndarray]:
-        face = faces[f]
-        return (face.fill, face.crop) if reveal else (face.crop, face.fill)
+    def __init__(self, face: _Face, method: str, reveal: bool, start_score: float, first_scores: np.ndarray,
+                 stop: Callable[[float], bool], steps: int, windows: np.ndarray, neighbours: np.ndarray,
+                 mode: str, first_block: int, block: int) -> None:
+        self.face, self.method, self.reveal, self.stop = face, method, reveal, stop
+        self.sign = 1.0 if reveal else -1.0  # gain = sign * (new score - current score)
+        self.windows, self.neighbours, self.mode = windows, neighbours, mode
+        self.first_block, self.block = first_block, block
+        self.current = float(start_score)
+        self.steps_left = steps
+        self.keep = np.ones((CROP_SIZE, CROP_SIZE), np.float32)
+        self.available = np.ones(len(windows), bool)
+        first = np.asarray(first_scores, np.float32)
+        self.stale = (self.sign * (first - self.current)).astype(np.float64)
+        self.trace = GreedyTrace()
+        self.passes = 0
+        self.active = False
+        self.queue: list[int] = []
+        self.bounds: dict[int, float] = {}
+        self.fresh: dict[int, float] = {}
+        self.growth = 0.0
+        self.chunk_size = 0
+        # step 1 is known from the single-window scores (same forward passes)
+        if self._may_step():
+            k = int(np.argmax(self.stale))
+            self._take(k, float(first[k]))
+            self._begin_step()
 
-    def take(f: int, k: int, new_score: float) -> None:
-        gain = sign * (new_score - current[f])
-        traces[f].order.append(int(k))
-        traces[f].credits.append(float(gain))
-        traces[f].scores.append(float(new_score))
-        keep[f] = keep[f] * (1.0 - windows[k])
-        available[f][k] = False
-        current[f] = float(new_score)
+    def _may_step(self) -> bool:
+        return self.steps_left > 0 and bool(self.available.any()) and not self.stop(self.current)
 
-    # step 1 is known from the single-window scores
-    for f in range(len(faces)):
-        if active[f]:
-            k = int(np.argmax(stale[f]))
-            take(f, k, float(first_scores[f][k]))
-    for _ in range(1, steps):
-        for f in range(len(faces)):
-            active[f] = active[f] and available[f].any() and not stop(f, current[f])
-        todo = [f for f in range(len(faces)) if active[f]]
-        if not todo:
-            break
-        fresh: dict[int, dict[int, float]] = {f: {} for f in todo}
-        growth = {f: 0.0 for f in todo}
-        first_block: dict[int, int] = {}
-        if mode == "full":
-            queue = {f: list(np.flatnonzero(available[f])) for f in todo}
-        else:
-            queue = {}
-            for f in todo:
-                by_stale = sorted(np.flatnonzero(available[f]), key=lambda k, f=f: -stale[f][k])
-                # the windows overlapping the one just taken change most: score them first
-                near = [k for k in by_stale if neighbours[traces[f].order[-1], k]]
-                queue[f] = near + [k for k in by_stale if k not in near]
-                first_block[f] = len(near) + block
-        pending = list(todo)
-        while pending:
-            requests: list[tuple[int, list[int]]] = []
-            for f in pending:
-                size = len(queue[f]) if mode == "full" else first_block.pop(f, block)
-                chunk = queue[f][:size]
-                queue[f] = queue[f][len(chunk):]
-                requests.append((f, chunk))
-            images, targets = [], []
-            for f, chunk in requests:
-                base, other = base_other(f)
-                images.append(composite(base, other, keep[f][None] * (1.0 - windows[chunk])))
-                targets.append(np.broadcast_to(faces[f].target, (len(chunk), faces[f].target.shape[0])))
-            scores = _scores(embed, np.concatenate(images), np.concatenate(targets))
-            passes += len(scores)
-            pos = 0
-            for f, chunk in requests:
-                for k in chunk:
-                    fresh[f][k] = float(scores[pos])
-                    gain = sign * (float(scores[pos]) - current[f])
-                    growth[f] = max(growth[f], gain - float(stale[f][k]))
-                    stale[f][k] = gain
-                    pos += 1
-            still = []
-            for f in pending:
-                best_k = max(fresh[f], key=lambda k, f=f: (sign * fresh[f][k], -k))
-                best_gain = sign * (fresh[f][best_k] - current[f])
-                # a stale gain is only an upper bound if gains shrink; allow the growth seen in this step
-                bound = max((stale[f][k] for k in queue[f]), default=-np.inf) + growth[f]
-                if queue[f] and best_gain < bound:
-                    still.append(f)
-                else:
-                    take(f, best_k, fresh[f][best_k])
-            pending = still
-    return traces, passes
+    def _take(self, k: int, new_score: float) -> None:
+        self.trace.order.append(k)
+        self.trace.credits.append(float(self.sign * (new_score - self.current)))
+        self.trace.scores.append(float(new_score))
+        self.keep = self.keep * (1.0 - self.windows[k])
+        self.available[k] = False
+        self.current = float(new_score)
+        self.steps_left -= 1
+
+    def _begin_step(self) -> None:
+        self.active = self._may_step()
+        if not self.active:
+            return
+        cand = np.flatnonzero(self.available)
+        self.fresh, self.growth = {}, 0.0
+        if self.mode == "full":
+            self.queue, self.bounds, self.chunk_size = [int(k) for k in cand], {}, len(cand)
+            return
+        near = self.neighbours[self.trace.order[-1], cand]
+        bound = self.stale[cand] + np.where(near, NEAR_MARGIN, FAR_MARGIN)
+        ranked = np.argsort(-bound, kind="stable")
+        self.queue = [int(k) for k in cand[ranked]]
+        self.bounds = {int(k): float(b) for k, b in zip(cand, bound)}
+        self.chunk_size = self.first_block
+
+    def next_chunk(self) -> tuple[list[int], np.ndarray]:
+        """The windows to score next and their masked images."""
+        chunk, self.queue = self.queue[: self.chunk_size], self.queue[self.chunk_size :]
+        self.chunk_size = self.block
+        base, other = (self.face.fill, self.face.crop) if self.reveal else (self.face.crop, self.face.fill)
+        return chunk, composite(base, other, self.keep[None] * (1.0 - self.windows[chunk]))
+
+    def feed(self, chunk: list[int], scores: np.ndarray) -> None:
+        """Scores of `chunk`; takes a window when the step is decided and starts the next step."""
+        self.passes += len(chunk)
+        for k, s in zip(chunk, scores):
+            gain = self.sign * (float(s) - self.current)
+            self.growth = max(self.growth, gain - float(self.stale[k]))
+            self.stale[k] = gain
+            self.fresh[k] = float(s)
+        best = max(self.fresh, key=lambda k: (self.sign * self.fresh[k], -k))
+        best_gain = self.sign * (self.fresh[best] - self.current)
+        if self.queue and best_gain < max(self.bounds[k] for k in self.queue) + self.growth:
+            return
+        self._take(best, self.fresh[best])
+        self._begin_step()
+
+
+def _run_greedy(runs: list[_GreedyRun], embed: Embed) -> int:
+    """Advances every run together: each round embeds all runs' next chunks as one batch. Returns the rounds."""
+    rounds = 0
+    while True:
+        live = [r for r in runs if r.active]
+        if not live:
+            return rounds
+        requests = [(r, *r.next_chunk()) for r in live]
+        targets = np.concatenate([np.broadcast_to(r.face.target, (len(c), r.face.target.shape[0]))
+                                  for r, c, _ in requests])
+        scores = _scores(embed, np.concatenate([img for _, _, img in requests]), targets)
+        rounds += 1
+        pos = 0
+        for r, chunk, _ in requests:
+            r.feed(chunk, scores[pos : pos + len(chunk)])
+            pos += len(chunk)
 
 
 def explain_pair(
@@ -352,6 +361,7 @@ def explain_pair(
     greedy_steps: int = DEFAULT_STEPS,
     greedy: Literal["lazy", "full"] = "lazy",
     block: int = DEFAULT_BLOCK,
+    first_block: int = DEFAULT_FIRST_BLOCK,
     corners: bool = False,
     embeddings: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> PairExplanation:
@@ -365,8 +375,8 @@ def explain_pair(
         raise InvalidRequest(f"greedy must be 'lazy' or 'full', got {greedy!r}")
     if not 0 <= greedy_steps <= 256:
         raise InvalidRequest(f"greedy_steps must be between 0 and 256, got {greedy_steps}")
-    if block < 1:
-        raise InvalidRequest(f"block must be >= 1, got {block}")
+    if block < 1 or first_block < 1:
+        raise InvalidRequest(f"block and first_block must be >= 1, got {block}, {first_block}")
     sigma = float(default_sigma(grid) if sigma is None else sigma)
     crops = [_check_crop(crop_a, "a"), _check_crop(crop_b, "b")]
     windows = gaussian_windows(grid, sigma, corners)
@@ -375,80 +385,74 @@ def explain_pair(
     passes: dict[str, int] = {}
     timings: dict[str, float] = {}
 
+    need_removal = any(m in methods for m in ("single_removal", "greedy_removal", "average"))
+    need_reveal = any(m in methods for m in ("single_aggregation", "greedy_aggregation", "average"))
     t0 = time.perf_counter()
+    # One batch for everything the single maps need (both faces, removal and reveal variants, and the
+    # pair's own crops if their embeddings are not given): larger batches run faster per image.
+    fills = [neutral_fill(c, fill) for c in crops]
+    keep = 1.0 - windows
+    parts: list[np.ndarray] = []
     if embeddings is None:
-        emb = np.asarray(embed(np.stack(crops)), dtype=np.float32)
+        parts.append(np.stack(crops))
+    if need_removal:
+        parts += [composite(c, f, keep) for c, f in zip(crops, fills)]
+    if need_reveal:
+        parts += [np.concatenate([f[None], composite(f, c, keep)]) for c, f in zip(crops, fills)]
+    out = np.asarray(embed(np.concatenate(parts)), dtype=np.float32)
+    if embeddings is None:
+        emb, out = out[:2], out[2:]
         base_passes = 2
     else:
         emb = np.stack([np.asarray(e, np.float32).ravel() for e in embeddings])
         base_passes = 0
     score = float(emb[0] @ emb[1])
-    fills = [neutral_fill(c, fill) for c in crops]
     faces = [_Face(crops[0], fills[0], emb[1]), _Face(crops[1], fills[1], emb[0])]
-    base_ms = (time.perf_counter() - t0) * 1000
-
-    need_removal = any(m in methods for m in ("single_removal", "greedy_removal", "average"))
-    need_reveal = any(m in methods for m in ("single_aggregation", "greedy_aggregation", "average"))
     gains: dict[str, dict[str, np.ndarray]] = {"a": {}, "b": {}}
     singles: dict[str, list[np.ndarray]] = {}
     canvas_scores = [0.0, 0.0]
-
     if need_removal:
-        t = time.perf_counter()
-        keep = 1.0 - windows
-        batch = np.empty((2 * n_win, CROP_SIZE, CROP_SIZE, 3), np.float32)
-        for i, f in enumerate(faces):
-            composite(f.crop, f.fill, keep, out=batch[i * n_win : (i + 1) * n_win])
-        targets = np.concatenate([np.broadcast_to(f.target, (n_win, f.target.shape[0])) for f in faces])
-        s = _scores(embed, batch, targets)
-        singles["removal"] = [s[:n_win], s[n_win:]]
+        singles["removal"] = [out[:n_win] @ emb[1], out[n_win : 2 * n_win] @ emb[0]]
+        out = out[2 * n_win :]
         for i, img in enumerate(IMAGES):
             gains[img]["single_removal"] = score - singles["removal"][i]
         passes["single_removal"] = 2 * n_win + base_passes
-        timings["single_removal"] = (time.perf_counter() - t) * 1000 + base_ms
     if need_reveal:
-        t = time.perf_counter()
-        keep = 1.0 - windows
-        batch = np.empty((2 * (n_win + 1), CROP_SIZE, CROP_SIZE, 3), np.float32)
-        for i, f in enumerate(faces):
-            start = i * (n_win + 1)
-            batch[start] = f.fill
-            composite(f.fill, f.crop, keep, out=batch[start + 1 : start + 1 + n_win])
-        targets = np.concatenate([np.broadcast_to(f.target, (n_win + 1, f.target.shape[0])) for f in faces])
-        s = _scores(embed, batch, targets)
-        canvas_scores = [float(s[0]), float(s[n_win + 1])]
-        singles["reveal"] = [s[1 : n_win + 1], s[n_win + 2 :]]
+        s = [out[: n_win + 1] @ emb[1], out[n_win + 1 :] @ emb[0]]
+        canvas_scores = [float(s[0][0]), float(s[1][0])]
+        singles["reveal"] = [s[0][1:], s[1][1:]]
         for i, img in enumerate(IMAGES):
             gains[img]["single_aggregation"] = singles["reveal"][i] - canvas_scores[i]
         passes["single_aggregation"] = 2 * (n_win + 1) + (0 if need_removal else base_passes)
-        timings["single_aggregation"] = (time.perf_counter() - t) * 1000 + (0 if need_removal else base_ms)
+    singles_ms = (time.perf_counter() - t0) * 1000
+    single_passes = {m: passes[m] for m in ("single_removal", "single_aggregation") if m in passes}
+    for m, n in single_passes.items():  # one shared batch: its time is split by forward passes
+        timings[m] = singles_ms * n / sum(single_passes.values())
 
     traces: dict[str, dict[str, GreedyTrace]] = {"a": {}, "b": {}}
+    neighbours = _neighbours(centers, grid)
+    runs: list[_GreedyRun] = []
     if "greedy_removal" in methods or "average" in methods:
-        t = time.perf_counter()
         drop_stops = score >= threshold  # for a non-match the threshold is already crossed: run K steps
-
-        def removal_done(f: int, s: float) -> bool:
-            return drop_stops and s < threshold
-
-        tr, n = _greedy(faces, windows, centers, grid, embed, [score, score], singles["removal"], False, removal_done,
-                        greedy_steps, greedy, block)
-        for i, img in enumerate(IMAGES):
-            traces[img]["greedy_removal"] = tr[i]
-        passes["greedy_removal"] = n
-        timings["greedy_removal"] = (time.perf_counter() - t) * 1000
+        for i, face in enumerate(faces):
+            runs.append(_GreedyRun(face, "greedy_removal", False, score, singles["removal"][i],
+                                   lambda s: drop_stops and s < threshold, greedy_steps, windows, neighbours,
+                                   greedy, first_block, block))
     if "greedy_aggregation" in methods or "average" in methods:
+        for i, face in enumerate(faces):
+            runs.append(_GreedyRun(face, "greedy_aggregation", True, canvas_scores[i], singles["reveal"][i],
+                                   lambda s: s >= score, greedy_steps, windows, neighbours, greedy, first_block, block))
+    if runs:
         t = time.perf_counter()
-
-        def reveal_done(f: int, s: float) -> bool:
-            return s >= score
-
-        tr, n = _greedy(faces, windows, centers, grid, embed, canvas_scores, singles["reveal"], True, reveal_done,
-                        greedy_steps, greedy, block)
-        for i, img in enumerate(IMAGES):
-            traces[img]["greedy_aggregation"] = tr[i]
-        passes["greedy_aggregation"] = n
-        timings["greedy_aggregation"] = (time.perf_counter() - t) * 1000
+        _run_greedy(runs, embed)
+        greedy_ms = (time.perf_counter() - t) * 1000
+        greedy_passes = {m: sum(r.passes for r in runs if r.method == m) for m in dict.fromkeys(r.method for r in runs)}
+        total = max(sum(greedy_passes.values()), 1)
+        for m, n in greedy_passes.items():  # shared rounds: their time is split by forward passes
+            passes[m] = n
+            timings[m] = greedy_ms * n / total
+        for r in runs:
+            traces[IMAGES[0 if r.face is faces[0] else 1]][r.method] = r.trace
 
     maps: dict[str, dict[str, np.ndarray]] = {"a": {}, "b": {}}
     t = time.perf_counter()
