@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import json
 import logging
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -178,6 +179,8 @@ def bench_explain_pairs(pairs: Sequence[Crops], embed: Embed, threshold: float, 
     identical = traces = 0
     prefixes: list[float] = []
     max_diff_agreeing: list[float] = []
+    diff_differing: list[float] = []
+    load_before = os.getloadavg()
     explain_pair(pairs[0][0], pairs[0][1], embed, threshold, grid=grid, greedy_steps=greedy_steps, fill=fill)  # warm-up
     for crop_a, crop_b in pairs:
         t0 = time.perf_counter()
@@ -206,8 +209,11 @@ def bench_explain_pairs(pairs: Sequence[Crops], embed: Embed, threshold: float, 
                 for m in ("single_removal", "single_aggregation"):
                     max_diff_agreeing.append(float(np.abs(ex.maps[image][m] - ref["maps"][image][m]).max()))
                 for m in ("greedy_removal", "greedy_aggregation"):
+                    diff = float(np.abs(ex.maps[image][m] - ref["maps"][image][m]).max())
                     if ex.traces[image][m].order == ref["orders"][image][m]:
-                        max_diff_agreeing.append(float(np.abs(ex.maps[image][m] - ref["maps"][image][m]).max()))
+                        max_diff_agreeing.append(diff)
+                    else:
+                        diff_differing.append(diff)
     report: dict[str, Any] = {
         "pairs": len(pairs),
         "config": {"grid": grid, "sigma": round(default_sigma(grid), 2), "fill": fill, "greedy_steps": greedy_steps,
@@ -218,6 +224,7 @@ def bench_explain_pairs(pairs: Sequence[Crops], embed: Embed, threshold: float, 
         "passes": {m: round(statistics.median(v), 1) for m, v in passes.items()},
         "passes_total": round(statistics.median([sum(passes[m][i] for m in METHODS) for i in range(len(pairs))]), 1),
         "targets": {"single_maps_ms": 400, "all_five_ms": 2000, "speedup": 5.0},
+        "load_average_1min": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
     }
     if refs:
         report["reference_loop_ms"] = round(statistics.median(refs), 1)
@@ -227,6 +234,10 @@ def bench_explain_pairs(pairs: Sequence[Crops], embed: Embed, threshold: float, 
                                      "fraction": round(identical / max(traces, 1), 3),
                                      "mean_prefix_fraction": round(float(np.mean(prefixes)), 3)}
         report["max_abs_map_diff_where_order_agrees"] = round(max(max_diff_agreeing), 6)
+        # where lazy greedy took another order, how far its map is from full greedy's (normalised maps, 0..1)
+        report["greedy_map_diff_where_order_differs"] = (
+            {"traces": len(diff_differing), "median_max_abs": round(statistics.median(diff_differing), 3),
+             "max_abs": round(max(diff_differing), 3)} if diff_differing else {"traces": 0})
     return report
 
 
