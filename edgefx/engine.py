@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
-from edgefx.align import align
+from edgefx.align import TEMPLATE_SIZE, align, template
 from edgefx.backend import load_model
 from edgefx.config import Settings
-from edgefx.detect import MTCNN, Face, select_face
+from edgefx.detect import MTCNN, ONET_SIZE, RNET_SIZE, Face, select_face
 from edgefx.embed import SFace
 from edgefx.errors import NoFaceDetected
 from edgefx.image import decode_image
@@ -125,9 +126,16 @@ class Engine:
         self.ready = True
 
     def _warm_up(self) -> None:
-        """One inference per model at load, so the first person at the kiosk does not wait for lazy compilation."""
-        self.recognizer.embed(np.zeros((2, 112, 112, 3), np.uint8))
-        self.detector.detect(np.full((160, 160, 3), 128, np.uint8))
+        """Each step of a verification once at load (JPEG decoder, every net, alignment), so that the first person at
+        the kiosk does not wait for lazy initialisation and the service's memory when ready is the memory it keeps."""
+        grey = np.full((160, 160, 3), 128, np.uint8)
+        photo = decode_image(cv2.imencode(".jpg", grey)[1].tobytes(), self.settings.max_pixels)
+        self.detector.detect(photo)  # P-Net only: a grey photo has no candidates
+        # R-Net and O-Net run in fixed-size chunks (edgefx.backend.FIXED_BATCH): one call each makes their buffers.
+        for net, size in ((self.detector.rnet, RNET_SIZE), (self.detector.onet, ONET_SIZE)):
+            net.run({net.input_names[0]: np.zeros((1, 3, size, size), np.float32)})
+        crop, _ = align(photo, template() + (np.array(photo.shape[1::-1]) - TEMPLATE_SIZE) / 2)  # a central "face"
+        self.recognizer.embed(np.stack([crop, crop]))
 
     # -- verification -------------------------------------------------------------------------
     def prepare(self, image: ImageInput, label: str, timings: dict[str, float]) -> PreparedFace:
