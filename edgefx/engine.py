@@ -195,6 +195,13 @@ class Engine:
             result.timings_ms["explain"] = (time.perf_counter() - t3) * 1e3
         return result
 
+    def release_memory(self) -> int:
+        """Free the buffers that models on OpenVINO keep sized for the largest input they have seen (an explanation's
+        SFace batches, a long question), so that they do not stay with the service; returns how many were freed.
+        Safe at any time: a model that is running keeps its buffers."""
+        models = [self.recognizer.model, getattr(self.qa, "qa", None), getattr(self.qa, "sentence", None)]
+        return sum(bool(m.release_memory()) for m in models if hasattr(m, "release_memory"))
+
     def model_info(self) -> dict[str, str]:
         return {"detector": "mtcnn", "recognizer": "sface", "precision": self.settings.precision,
                 "detector_precision": self.settings.detector_precision,

@@ -39,6 +39,47 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The highest resident set size of a process so far (VmHWM), from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+# Questions of different lengths, so the QA models see several input shapes (as a person at the kiosk would give them).
+BENCH_QUESTIONS = (
+    "Is it a match?",
+    "What is the similarity score?",
+    "Why did the system decide this?",
+    "Which facial region mattered most in photo A, and how much did it count?",
+    "How confident is the decision, and how far is the score from the threshold?",
+    "Did the different explanation methods agree about the most important region of the face in photo B?",
+    "What was the least important region in photo A?",
+    "Was more than one face found in either photo?",
+)
+
+
+def run_explain_and_ask(base: str, pairs: list[tuple[bytes, bytes]], explanations: int) -> dict[str, Any]:
+    """`explanations` explained verifications, each followed by every bench question and its summary figure."""
+    import httpx
+
+    statuses: Counter[int] = Counter()
+    with httpx.Client(base_url=base, timeout=httpx.Timeout(CLIENT_TIMEOUT_S)) as client:
+        for k in range(explanations):
+            response = _post(client, pairs[(k * 7) % len(pairs)], True)
+            statuses[response.status_code] += 1
+            if response.status_code != 200:
+                continue
+            explanation_id = response.json()["explanation_id"]
+            for question in BENCH_QUESTIONS:
+                answer = client.post(f"/v1/explanations/{explanation_id}/ask", json={"question": question})
+                statuses[answer.status_code] += 1
+            statuses[client.get(f"/v1/explanations/{explanation_id}/summary.png").status_code] += 1
+    return {"explanations": explanations, "questions": explanations * len(BENCH_QUESTIONS),
+            "statuses": {str(k): v for k, v in sorted(statuses.items())}}
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (less sensitive than wall time to other load on the machine)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -180,7 +221,8 @@ def stop_server(proc: subprocess.Popen[bytes]) -> int:
 
 def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, explain_duration_s: float = 20.0,
                 client_counts: tuple[int, ...] = (1, 4, 16), pair_count: int = 50, workers: int = 1,
-                queue_size: int = 8, threads: int | None = 2, server_command: list[str] | None = None) -> dict[str, Any]:
+                queue_size: int = 8, threads: int | None = 2, server_command: list[str] | None = None,
+                explain_and_ask: int = 3) -> dict[str, Any]:
     """Every figure of `edgefx bench serve`, as a dict; `server_command` ("{port}" filled in) replaces `edgefx serve`."""
     import httpx
 
@@ -204,7 +246,10 @@ def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, ex
                 run_phase(base, pairs, 1, True, 600.0, max_requests=1)
             for clients in client_counts:
                 phases.append(run_phase(base, pairs, clients, explain, seconds).summary())
+        rss_load_phases = rss_mb(proc.pid)
+        asked = run_explain_and_ask(base, pairs, explain_and_ask)
         rss_end = rss_mb(proc.pid)
+        rss_peak = peak_rss_mb(proc.pid)
         health = httpx.get(f"{base}/v1/health", timeout=10).status_code
     finally:
         exit_code = stop_server(proc)
@@ -233,7 +278,9 @@ def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, ex
             "ready": round(rss_ready, 1),
             "after_20_warmup": round(rss_warm, 1),
             f"after_{requests}": round(rss_after, 1),
-            "after_load_phases": round(rss_end, 1),
+            "after_load_phases": round(rss_load_phases, 1),
+            f"after_{explain_and_ask}_explain_and_ask": round(rss_end, 1),
+            "peak": round(rss_peak, 1),
             "growth_pct_vs_ready": round(growth_ready, 2),
             "growth_pct_vs_warmup": round(growth_warm, 2),
         },
@@ -242,6 +289,7 @@ def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, ex
                   "client_timeouts")}},
         "warmup_statuses": warm.summary()["statuses"],
         "load": phases,
+        "explain_and_ask": asked,
         "health_after": health,
         "targets": {
             "cold_start_s<=3": cold_start_s <= TARGETS["cold_start_s"],
@@ -261,6 +309,8 @@ def add_bench_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=10.0, help="seconds per load phase without explain")
     p.add_argument("--explain-duration", type=float, default=20.0, help="seconds per load phase with explain")
     p.add_argument("--clients", default="1,4,16", help="comma-separated concurrent client counts")
+    p.add_argument("--explain-and-ask", type=int, default=3,
+                   help="explanations, each asked every bench question, before the last RSS reading")
     p.add_argument("--pairs", type=int, default=50, help="LFW DevTest pairs to cycle through")
     p.add_argument("--workers", type=int, default=1, help="server inference workers")
     p.add_argument("--queue-size", type=int, default=8, help="server queue size")
@@ -281,6 +331,7 @@ def cmd_bench_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         queue_size=args.queue_size,
         threads=args.threads,
+        explain_and_ask=args.explain_and_ask,
     )
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgefx.backend import FIXED_BATCH, FixedBatchModel, load_model
+from edgefx.server import trim_heap
 
 
 class RecordingNet:
@@ -67,3 +68,44 @@ def test_malloc_arenas_limited_unless_the_operator_chose() -> None:
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     assert _arena_check(env) == "True"
     assert _arena_check({**env, "MALLOC_ARENA_MAX": "4"}) == "False"
+
+
+def _rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_openvino_buffers_of_a_large_batch_are_given_back() -> None:
+    """An explanation's SFace batch of 16 leaves OpenVINO buffers far larger than a verification's batch of 2;
+    release_memory (and a heap trim, as the server does after an explanation) frees them; answers stay the same."""
+    pytest.importorskip("openvino")
+    sface = load_model("sface", backend="openvino", threads=1)
+    pair = np.random.default_rng(0).uniform(0, 255, (2, 3, 112, 112)).astype(np.float32)
+    (before,) = sface.run({sface.input_names[0]: pair})
+    sface.run({sface.input_names[0]: np.zeros((16, 3, 112, 112), np.float32)})
+    grown = _rss_mb()
+    assert sface.release_memory()  # type: ignore[attr-defined]
+    trim_heap()
+    assert grown - _rss_mb() > 50
+    (after,) = sface.run({sface.input_names[0]: pair})
+    np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-5)
+
+
+def test_openvino_release_waits_for_running_inference() -> None:
+    from edgefx.backend import OpenVinoModel
+
+    class Compiled:
+        released = 0
+
+        def release_memory(self) -> None:
+            self.released += 1
+
+    model = OpenVinoModel.__new__(OpenVinoModel)
+    model.compiled, model._running, model._idle = Compiled(), 1, []
+    model._lock = __import__("threading").Lock()
+    assert not model.release_memory() and model.compiled.released == 0
+    model._running = 0
+    assert model.release_memory() and model.compiled.released == 1
