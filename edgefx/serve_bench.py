@@ -250,6 +250,7 @@ def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, ex
         asked = run_explain_and_ask(base, pairs, explain_and_ask)
         rss_end = rss_mb(proc.pid)
         rss_peak = peak_rss_mb(proc.pid)
+        service_end = httpx.get(f"{base}/v1/info", timeout=10).json().get("service", {})
         health = httpx.get(f"{base}/v1/health", timeout=10).status_code
     finally:
         exit_code = stop_server(proc)
@@ -281,6 +282,8 @@ def bench_serve(*, lfw: Path, requests: int = 1000, duration_s: float = 10.0, ex
             "after_load_phases": round(rss_load_phases, 1),
             f"after_{explain_and_ask}_explain_and_ask": round(rss_end, 1),
             "peak": round(rss_peak, 1),
+            "explanations_stored_at_end": service_end.get("explanations_stored"),
+            "explanation_store_mb_at_end": round(service_end.get("explanation_bytes_stored", 0) / 2**20, 1),
             "growth_pct_vs_ready": round(growth_ready, 2),
             "growth_pct_vs_warmup": round(growth_warm, 2),
         },

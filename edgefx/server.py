@@ -421,6 +421,8 @@ def create_app(
                 "explanation_cap": settings.explanation_cap,
                 "max_question_chars": MAX_QUESTION_CHARS,
                 "explanation_budget_bytes": explanation_budget_bytes,
+                "explanations_stored": len(store),
+                "explanation_bytes_stored": store.bytes,
                 "token_required": token_bytes is not None,
             },
         }
