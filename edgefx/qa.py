@@ -7,6 +7,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,14 +19,18 @@ MAX_QUESTION_CHARS = 1000
 MAX_QUESTION_TOKENS = 40
 MAX_SEQUENCE_TOKENS = 160
 MAX_ANSWER_TOKENS = 40
-TOP_K = 4
+TOP_K = 3
 DEFAULT_THRESHOLD = 0.5
 REFUSAL = "I can't tell from this result."
 # Sentence choice = FUSION_WEIGHT x retrieval relevance + the reader's span-vs-no-answer log-odds.
 FUSION_WEIGHT = 20.0
+# Confidence = the chosen sentence's share of softmax(fused / SHARE_TEMPERATURE) over the candidates, x the on-topic
+# factor below. Chosen on the calibration half of the dev set over p(span) x share, share alone and the fused margin:
+# how clearly one sentence wins separates right from wrong answers better than the reader's own span probability.
+SHARE_TEMPERATURE = 3.0
 # Confidence is damped when even the best sentence is barely related to the question (off-topic questions):
 # x sigmoid(RELEVANCE_SLOPE x (best relevance - RELEVANCE_MIDPOINT)).
-RELEVANCE_MIDPOINT = 0.5
+RELEVANCE_MIDPOINT = 0.3
 RELEVANCE_SLOPE = 10.0
 # Bumped whenever encode_pair/join_context change: the trained weights depend on this exact encoding.
 ENCODING_VERSION = 1
@@ -147,8 +152,56 @@ _THESAURUS = {
 }
 
 
+# What each kind of context sentence answers, in the words people ask with. Added to the sentence for retrieval only
+# (embedding and word overlap); the reader and the evidence see the sentence itself.
+_SENTENCE_HINTS = [(re.compile(pattern), hint) for pattern, hint in (
+    (r"^The decision is", "decision result outcome verdict: match or not, same person, recognised, accepted or "
+                          "rejected, verified, pass or fail, succeed, yes or no"),
+    (r"^The similarity score", "similarity score number value: how similar, how close the faces"),
+    (r"^The decision threshold", "threshold cutoff minimum needed required to pass, limit to reach"),
+    (r"^The score is .* the threshold\.$", "margin gap difference: how far, how close, by how much above or below, "
+                                          "over or under, missed or cleared"),
+    (r"because the score", "why reason explain cause: how come, why accepted or rejected, "
+                           "why that result"),
+    (r"^The PIC confidence", "confidence certainty: how sure, how certain, how reliable, trust, percent"),
+    (r"^A PIC confidence of", "meaning of the confidence: what does PIC mean, interpret, represent"),
+    (r"pixels wide\.$", "face size: how big, how large, width in pixels, resolution"),
+    (r"^The face detector confidence", "detector confidence detection score: how sure the face found"),
+    (r"contains .* faces?\.$", "other faces: how many people, anyone else, more faces"),
+    (r"^The face recognition model", "recognition model network: which model compared the faces"),
+    (r"^The face detector is", "detector: which face detector, how the faces are found"),
+    (r"^The models run with", "runtime backend device precision hardware"),
+    (r"took .* ms", "time duration: how long, how fast, how slow, milliseconds"),
+    (r"^Left and right", "left right side convention: whose left, mirrored, viewer or subject"),
+    (r"most important region", "most important top first key main biggest region: what mattered most"),
+    (r"second most important", "second runner-up next region: what came second"),
+    (r"least important", "least important lowest last bottom region: what mattered least"),
+    (r"average importance of", "importance share weight percentage of this region: how much it mattered"),
+    (r"methods agree that", "agreement: do the methods agree, consensus, votes on the top region"),
+    (r"Kendall tau", "agreement correlation: how well the method rankings agree, consistency"),
+    (r"^(Single|Greedy) (removal|aggregation) \(|^The average method",
+     "method meaning: what does this method do, how it works, definition"),
+)]
+
+
+def sentence_hint(sentence: str) -> str:
+    """Question words for the kind of fact `sentence` states ("" when none)."""
+    return " ".join(hint for pattern, hint in _SENTENCE_HINTS if pattern.search(sentence))
+
+
+def retrieval_text(sentence: str) -> str:
+    """The sentence as retrieval sees it: its hint words first, so it is found by the questions it answers."""
+    hint = sentence_hint(sentence)
+    return f"{hint}. {sentence}" if hint else sentence
+
+
 def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOPWORDS}
+
+
+@lru_cache(maxsize=CACHE_SENTENCES)
+def _retrieval_words(sentence: str) -> frozenset[str]:
+    return frozenset(_words(retrieval_text(sentence)))
 
 
 def _query_words(question: str) -> set[str]:
@@ -253,7 +306,7 @@ class QuestionAnswerer:
     def context_vectors(self, context: list[str]) -> np.ndarray:
         """Sentence embeddings for retrieval. Numbers are masked first, so "The decision threshold is 0.363." and
         "... is 0.310." share one cached vector: after a few results almost no sentence needs the encoder."""
-        masked = [_NUMBER.sub("N", s) for s in context]
+        masked = [retrieval_text(_NUMBER.sub("N", s)) for s in context]
         with self._lock:
             missing = list(dict.fromkeys(m for m in masked if m not in self._cache))
         for sentence in missing:
@@ -274,7 +327,7 @@ class QuestionAnswerer:
         """Sentence scores: embedding similarity, word overlap, and agreement on the photo/method/region named."""
         similarity = self.context_vectors(context) @ question_vector
         q_words = _query_words(question)
-        overlap = np.array([len(q_words & _words(s)) for s in context], dtype=np.float32)
+        overlap = np.array([len(q_words & _retrieval_words(s)) for s in context], dtype=np.float32)
         return similarity + 0.1 * overlap + focus_scores(question, context)
 
     def suggestions(self, question_vector: np.ndarray, n: int = 3) -> list[str]:
@@ -332,12 +385,12 @@ class QuestionAnswerer:
                              for chars, p, null in readings])
         fused = FUSION_WEIGHT * relevance[top] + log_odds
         best = int(np.argmax(fused))
-        chars, p_span, _ = readings[best]
+        chars, _, _ = readings[best]
         if chars is None:
             return None, 0.0, None, question_vector
-        share = float(_softmax(fused)[best])
+        share = float(_softmax(fused / SHARE_TEMPERATURE)[best])
         on_topic = 1.0 / (1.0 + np.exp(-RELEVANCE_SLOPE * (float(relevance.max()) - RELEVANCE_MIDPOINT)))
-        confidence = p_span * share * on_topic
+        confidence = share * on_topic
         return sentences[best][chars[0]:chars[1]], float(confidence), sentences[best], question_vector
 
     def raw_answer(self, context: list[str], question: str) -> tuple[str | None, float, str | None]:

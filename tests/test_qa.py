@@ -74,11 +74,7 @@ QUESTIONS = [
     ("what threshold does the score have to reach", "threshold"),
 ]
 # Measured model errors on these two real pairs (kept visible; strict, so a fix turns them into failures to update).
-KNOWN_WRONG = {
-    ("is it a match?", True): "answers with the 'because the score is above the threshold' sentence",
-    ("what threshold does the score have to reach", True): "answers with the margin sentence",
-    ("what threshold does the score have to reach", False): "answers with the margin sentence",
-}
+KNOWN_WRONG: dict[tuple[str, bool], str] = {}
 
 
 def _cases() -> list:  # type: ignore[type-arg]
