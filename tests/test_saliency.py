@@ -106,6 +106,20 @@ def test_maps_shape_range_and_pass_counts() -> None:
             assert len(set(ex.traces[image][m].order)) == len(ex.traces[image][m].order)
 
 
+def test_both_faces_and_methods_share_batches() -> None:
+    """The single maps of both faces are one embedding call; the four greedy traces advance in shared rounds."""
+    a, b = _toy_pair(5)
+    embed = ToyEmbedder()
+    explain_pair(a, b, embed, threshold=0.5, methods=["single_removal", "single_aggregation"], grid=5)
+    assert embed.calls == 1 and embed.images == 2 + 2 * 21 + 2 * 22
+    embed = ToyEmbedder()
+    ex = explain_pair(a, b, embed, threshold=0.5, grid=5, greedy_steps=6, greedy="full")
+    steps = max(len(t.order) for image in ("a", "b") for t in ex.traces[image].values())
+    assert steps >= 2
+    # full greedy: each round is one step of every trace still running (step 1 reuses the single scores)
+    assert embed.calls == 1 + max(steps - 1, 0)
+
+
 def test_known_embeddings_save_passes_and_inputs_are_not_changed() -> None:
     a, b = _toy_pair(7)
     a0, b0 = a.copy(), b.copy()
@@ -155,6 +169,8 @@ def test_windows_and_fills() -> None:
         {"grid": 1},
         {"greedy_steps": -1},
         {"greedy": "fast"},
+        {"block": 0},
+        {"first_block": 0},
         {"sigma": 0.0},
     ],
 )
