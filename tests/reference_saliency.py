@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 
 from edgefx.saliency import (
+    composite,
     default_sigma,
     gaussian_windows,
     neutral_fill,
@@ -27,12 +28,12 @@ def _score(embed: Embed, image: np.ndarray, target: np.ndarray) -> float:
 
 
 def _blend(base: np.ndarray, other: np.ndarray, taken: list[int], windows: np.ndarray) -> np.ndarray:
-    """Windows in `taken` move the image from `base` towards `other`."""
+    """Windows in `taken` move the image from `base` towards `other` (the shared blend, so the pixels are the same
+    bits as the fast module's: an int8 model's score moves by up to 0.008 on a 3e-5 change of the pixels)."""
     keep = np.ones(base.shape[:2], np.float32)
     for k in taken:
         keep = keep * (1.0 - windows[k])
-    mask = 1.0 - keep
-    return base * (1.0 - mask[..., None]) + other * mask[..., None]
+    return composite(base, other, keep[None])[0]
 
 
 def _greedy(embed: Embed, base: np.ndarray, other: np.ndarray, target: np.ndarray, windows: np.ndarray,
