@@ -35,9 +35,17 @@ random order: deletion 0.37, insertion 0.37 on matched pairs):
   grid 5, sigma 0.5 cell, mean  S- 0.244 / 0.508                    S+ 0.246 / 0.487
   grid 5, sigma 0.7 cell, blur  S- 0.235 / 0.509                    S+ 0.228 / 0.498
   grid 7, sigma 0.5 cell, blur  S- 0.206 / 0.515                    S+ 0.212 / 0.499
+  grid 4, sigma 0.5 cell, blur  S- 0.244 / 0.499                    S+ 0.234 / 0.502   (12 windows: corners out)
 A 7x7 grid is a little more faithful but costs twice the passes (98 per single map for both faces):
-the 400 ms budget for S- and S+ allows about 100 passes at ~4 ms each, so grid 5. sigma 0.35 cell
-leaves gaps (window coverage dips to 0.5 between centres); 0.7 blurs neighbouring windows together.
+the 400 ms budget for S- and S+ allows about 100 passes at the ~4 ms per batched image the budget
+assumed, so grid 5. A 4x4 grid (12 windows) is less faithful on deletion and saves less than it seems:
+52 single passes instead of 88, but its greedy steps have so few candidates that lazy greedy re-scores
+nearly all of them (198 passes for all five maps on 10 DevTest pairs vs 264 for grid 5); on our 2-core
+machine SFace fp32 costs ~11 ms per image at any batch size, so neither grid meets the time budgets there.
+sigma 0.35 cell leaves gaps (window coverage dips to 0.5 between centres); 0.7 blurs neighbouring windows together.
+With the int8 SFace the score moves by up to 0.008 when the pixels change by 3e-5 (quantisation
+steps), i.e. up to a fifth of the largest window gain: int8 maps carry that noise, and lazy greedy keeps
+the full greedy order less often (27/40 DevTest traces vs 36/40 on fp32).
 Blur removes identity detail but keeps the face's colour and layout, so masked images stay face-like;
 a flat mean colour leaves sharp-edged grey patches and was less faithful. K = 8 greedy steps: within 8
 removal steps 67% of matched faces fall under the threshold, and within 8 reveal steps 71% of faces are
