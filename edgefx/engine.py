@@ -166,12 +166,11 @@ class Engine:
         else:
             pending_b = self._prepare_pool.submit(self.prepare, image_b, "b", timings_b)
             try:
-                face_a = self.prepare(image_a, "a", timings)
-            finally:
-                face_b_or_error = pending_b.exception() or pending_b.result()
-            if isinstance(face_b_or_error, BaseException):
-                raise face_b_or_error
-            face_b = face_b_or_error
+                face_a = self.prepare(image_a, "a", timings)  # photo A's error comes first, as it would serially
+            except BaseException:
+                pending_b.exception()  # waits: photo B's work ends before the error reaches the caller
+                raise
+            face_b = pending_b.result()
         # Per stage, the slower photo: with the two photos in parallel that is the stage's share of the wall time.
         for stage, ms in timings_b.items():
             timings[stage] = max(timings.get(stage, 0.0), ms)
