@@ -191,6 +191,16 @@ _METHOD_PATTERNS = {
     "S+": re.compile(r"single[ -]aggregation|\bs\+"), "G+": re.compile(r"greedy[ -]aggregation|\bg\+"),
     "Avg": re.compile(r"\baverage|\bavg\b"),
 }
+# Which rank a question asks for, tried in this order once the photo it names is cut out of it ("the second
+# photo" names a photo, not a rank): second, least, most.
+_RANK_PATTERNS = (
+    ("second", re.compile(r"\b(second|2nd|runner[- ]?up|next)\b")),
+    ("least", re.compile(r"\b(least|lowest|last|bottom|smallest|weakest|minimum|unimportant|less)\b")),
+    ("most", re.compile(r"\b(most|mostly|top|biggest|main|mainly|key|highest|strongest|first|primary|best|"
+                        r"largest|number one|greatest)\b")),
+)
+_SENTENCE_RANKS = (("second", "second most important region"), ("least", "least important region"),
+                   ("most", "the most important region"))
 _REGIONS = ("forehead", "left eyebrow", "right eyebrow", "left eye", "right eye", "nose", "left cheek",
             "right cheek", "mouth", "chin")
 
@@ -205,6 +215,10 @@ def focus_scores(question: str, context: list[str]) -> np.ndarray:
     methods = {m for m, pattern in _METHOD_PATTERNS.items() if pattern.search(q)}
     regions = {r for r in _REGIONS if re.search(rf"\b{r}", q)}
     regions -= {r for r in regions if any(r != o and r in o for o in regions)}
+    unnamed = q
+    for pattern in _PHOTO_PATTERNS.values():
+        unnamed = pattern.sub(" ", unnamed)
+    rank = next((name for name, pattern in _RANK_PATTERNS if pattern.search(unnamed)), None)
     scores = np.zeros(len(context), dtype=np.float32)
     for i, sentence in enumerate(context):
         s_photos = {p for p in "AB" if f"({p})" in sentence}
@@ -217,6 +231,9 @@ def focus_scores(question: str, context: list[str]) -> np.ndarray:
             scores[i] += 0.1  # no method named: the average is the default answer
         if regions and any(f" {r} " in f" {sentence.lower()} " for r in regions):
             scores[i] += 0.1
+        s_rank = next((name for name, words in _SENTENCE_RANKS if words in sentence), None)
+        if rank and s_rank:
+            scores[i] += 0.1 if rank == s_rank else -0.1
     return scores
 
 
