@@ -321,7 +321,7 @@ def clean() -> None:
 def _run_other_builders(threads: int, force: bool, calib_dir: Path | None) -> None:
     """The steps other modules own (QA models, decision calibration), when they exist."""
     for label, module, function, kwargs in (
-            ("qa", "export.qa", "build", {"force": force}),
+            ("qa", "export.qa", "build", {"force": force, "threads": threads}),
             ("calibration", "export.calibrate", "main", {"force": force})):
         try:
             step = getattr(importlib.import_module(module), function)

@@ -544,36 +544,70 @@ def generate(seed: int, n_contexts: int, per_context: int) -> list[Example]:
     for _ in range(n_contexts):
         facts = build_facts(random_result(rng))
         for _ in range(per_context):
-            if rng.random() < 0.1:
-                examples.append(make_example(rng, facts, _surface(rng, rng.choice(UNANSWERABLE)), None))
-                continue
-            intent = rng.choice(intents)
-            question, key = _phrase(rng, intent, rng.choice(QUESTIONS[intent]))
-            examples.append(make_example(rng, facts, _surface(rng, question), key))
+            question, key = _ask(rng, intents, 0.1)
+            examples.append(make_example(rng, facts, question, key))
     return examples
 
 
-def generate_single(seed: int, n_contexts: int, per_context: int) -> list[Example]:
-    """One-sentence examples for the per-sentence reader: per question the gold sentence (if any) and two others,
-    one of them a close sibling (same kind of fact about another photo, method or region), labelled no-answer."""
+def _ask(rng: random.Random, intents: list[str], p_unanswerable: float) -> tuple[str, str | None]:
+    """A phrased question and the key of the fact it asks about (None: not answerable from any result)."""
+    if rng.random() < p_unanswerable:
+        return _surface(rng, rng.choice(UNANSWERABLE)), None
+    intent = rng.choice(intents)
+    question, key = _phrase(rng, intent, rng.choice(QUESTIONS[intent]))
+    return _surface(rng, question), key
+
+
+def _gold_and_siblings(rng: random.Random, facts: list[Fact], key: str | None,
+                       n_hard: int) -> tuple[Fact | None, list[Fact], list[Fact]]:
+    """The fact `key` names (if the result has it), up to `n_hard` close siblings (same kind of fact about another
+    photo, method, rank or region) and the other facts."""
+    gold = next((f for f in facts if f.key == key), None)
+    others = [f for f in facts if f is not gold]
+    hard = [f for f in others if key and _related(key, f.key)]
+    siblings = rng.sample(hard, min(n_hard, len(hard)))
+    return gold, siblings, [f for f in others if f not in siblings]
+
+
+def generate_single(seed: int, n_contexts: int, per_context: int, n_hard: int = 2) -> list[Example]:
+    """One-sentence examples for the per-sentence reader: per question the gold sentence (if any), `n_hard` close
+    siblings and one other sentence, the last ones labelled no-answer."""
     rng = random.Random(seed)
     intents = list(QUESTIONS)
     examples: list[Example] = []
     for _ in range(n_contexts):
         facts = build_facts(random_result(rng))
         for _ in range(per_context):
-            if rng.random() < 0.12:
-                question, key = _surface(rng, rng.choice(UNANSWERABLE)), None
-            else:
-                intent = rng.choice(intents)
-                question, key = _phrase(rng, intent, rng.choice(QUESTIONS[intent]))
-                question = _surface(rng, question)
-            gold = next((f for f in facts if f.key == key), None)
-            others = [f for f in facts if f is not gold]
-            hard = [f for f in others if key and _related(key, f.key)]
-            negatives = rng.sample(hard, min(1, len(hard))) if hard else []
-            negatives += rng.sample([f for f in others if f not in negatives], 2 - len(negatives))
+            question, key = _ask(rng, intents, 0.12)
+            gold, siblings, rest = _gold_and_siblings(rng, facts, key, n_hard)
+            negatives = siblings + rng.sample(rest, n_hard + 1 - len(siblings))
             if gold is not None:
                 examples.append(Example(question, (gold.text,), 0, gold.answer))
             examples += [Example(question, (f.text,), None, None) for f in negatives]
+    return examples
+
+
+@dataclass(frozen=True)
+class RetrievalExample:
+    """A retriever training example: question, the sentence that answers it (None: none does), a close sibling."""
+
+    question: str
+    positive: str | None
+    negative: str
+
+
+def generate_retrieval(seed: int, n_contexts: int, per_context: int) -> list[RetrievalExample]:
+    """Question -> gold sentence pairs with a hard negative each, for contrastive training of the sentence model."""
+    rng = random.Random(seed)
+    intents = list(QUESTIONS)
+    examples: list[RetrievalExample] = []
+    for _ in range(n_contexts):
+        facts = build_facts(random_result(rng))
+        for _ in range(per_context):
+            question, key = _ask(rng, intents, 0.12)
+            gold, siblings, rest = _gold_and_siblings(rng, facts, key, 1)
+            if key is not None and gold is None:
+                continue  # this result has no such fact (e.g. no explanation): nothing to retrieve or to reject
+            negative = (siblings or rng.sample(rest, 1))[0]
+            examples.append(RetrievalExample(question, gold.text if gold else None, negative.text))
     return examples

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+import pytest
+
 from edgefx.context import build_facts
-from edgefx.qa import retrieval_text, sentence_hint
-from export.qa_corpus import random_result
+from edgefx.qa import focus_scores, retrieval_key, retrieval_text, sentence_hint
+from export.qa_corpus import generate_retrieval, random_result
 
 
 def test_every_kind_of_context_sentence_has_a_retrieval_hint() -> None:
@@ -22,3 +25,58 @@ def test_hints_only_prefix_the_sentence() -> None:
     assert retrieval_text(sentence).endswith(". " + sentence)
     assert "cutoff" in retrieval_text(sentence)
     assert retrieval_text("An unrelated sentence.") == "An unrelated sentence."
+
+
+def _facts_by_key(seed: int = 11) -> dict[str, str]:
+    rng = random.Random(seed)
+    while True:
+        facts = {f.key: f.text for f in build_facts(random_result(rng))}
+        if "top:b:average" in facts:
+            return facts
+
+
+@pytest.mark.parametrize("question,gold,sibling", [
+    ("what mattered most in pic 2", "top:b:average", "second:b:average"),
+    ("in the second picture what feature was the biggest factor", "top:b:average", "second:b:average"),
+    ("which region came second in photo A", "second:a:average", "top:a:average"),
+    ("what counted least in the first image", "least:a:average", "top:a:average"),
+    ("top region for greedy removal in the second photo", "top:b:greedy_removal", "top:a:greedy_removal"),
+])
+def test_focus_prefers_the_rank_photo_and_method_named(question: str, gold: str, sibling: str) -> None:
+    """"second" in "the second picture" names the photo, not the rank; the rank words left decide."""
+    facts = _facts_by_key()
+    scores = focus_scores(question, [facts[gold], facts[sibling]])
+    assert scores[0] > scores[1], (question, scores)
+
+
+def test_retrieval_key_masks_numbers_and_adds_hints() -> None:
+    key = retrieval_key("The decision threshold is 0.363.")
+    assert "0.363" not in key and key.endswith("The decision threshold is N.") and "cutoff" in key
+    assert retrieval_key("The decision threshold is 0.310.") == key
+
+
+def test_retrieval_corpus_pairs_questions_with_their_gold_sentence() -> None:
+    examples = generate_retrieval(5, 30, 10)
+    assert examples == generate_retrieval(5, 30, 10)  # deterministic
+    answerable = [e for e in examples if e.positive is not None]
+    assert 0.05 < 1 - len(answerable) / len(examples) < 0.25  # about 12 % unanswerable
+    assert all(e.negative != e.positive for e in examples)
+    assert len({e.question for e in examples}) > 0.8 * len(examples)
+
+
+def test_confidence_fit_ranks_better_readings_higher() -> None:
+    """The logistic fit learns that a more relevant, clearer reading is more often right."""
+    from edgefx.qa_eval import DevQuestion, fit_confidence
+
+    rng = np.random.default_rng(0)
+    rows, predictions = [], []
+    for i in range(200):
+        right = i % 2 == 0
+        relevance = rng.normal(0.9 if right else 0.4, 0.15)
+        log_odds = rng.normal(4.0 if right else 0.0, 2.0)
+        margin = rng.normal(0.3 if right else 0.05, 0.1)
+        rows.append(DevQuestion(str(i), "c1", "q", ("yes",)))
+        predictions.append({"span": "yes" if right else "no", "features": (relevance, log_odds, margin)})
+    model = fit_confidence(rows, predictions)
+    assert model.relevance > 0 and model.margin > 0
+    assert model(0.95, 5.0, 0.4) > 0.9 > 0.1 > model(0.3, -2.0, 0.0)
