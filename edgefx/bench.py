@@ -110,53 +110,61 @@ def yunet_path() -> Path:
 
 
 def bench_verify(args: argparse.Namespace) -> dict[str, Any]:
+    """Every backend x precision of edgefx and the OpenCV peer, interleaved: each pair goes through every pipeline in
+    turn (the order rotating from pair to pair), so that a shared machine's slow and fast moments fall on all of them
+    alike and the ratios compare like with like."""
     from edgefx.engine import Engine
     from edgefx.manifest import Manifest
 
     pairs = sample_pairs(Path(args.lfw), args.pairs)
     results: list[dict[str, Any]] = []
+    pipelines: list[tuple[dict[str, Any], Callable[[bytes, bytes], dict[str, float]]]] = []
     for backend, precision in VERIFY_CONFIGS:
         s = Settings.from_env(models_dir=args.models_dir, backend=backend, precision=precision, threads=args.threads)
+        row: dict[str, Any] = {"name": f"edgefx {backend} {precision}", "backend": backend, "precision": precision}
+        results.append(row)
         try:
             engine = Engine(s, load_qa=False)
         except Exception as exc:
-            results.append({"name": f"edgefx {backend} {precision}", "error": str(exc)})
+            row["error"] = str(exc)
             continue
-        for a, b in pairs:  # warm-up: first calls of each input shape are slower on both backends
-            engine.verify(a, b)
-        stages: dict[str, list[float]] = {}
-        for _ in range(args.repeats):
-            for a, b in pairs:
-                r = engine.verify(a, b)
-                for k, v in r.timings_ms.items():
-                    stages.setdefault(k, []).append(v)
-        results.append({"name": f"edgefx {backend} {precision}", "backend": backend, "precision": precision,
-                        "stages": {k: summarize(v) for k, v in stages.items() if k != "total"},
-                        "pair": summarize(stages["total"])})
+        pipelines.append((row, lambda a, b, engine=engine: dict(engine.verify(a, b).timings_ms)))
     settings = Settings.from_env(models_dir=args.models_dir)
     sface = Manifest(settings.models_dir).artifact("sface", "fp32", "onnx")[0].verified_path()
     peer_row: dict[str, Any] = {"name": "OpenCV peer: YuNet + FaceRecognizerSF (same SFace fp32)"}
     if yunet_path().is_file():
         peer = OpenCVPeer(sface, yunet_path(), args.threads or os.cpu_count() or 1)
-        for a, b in pairs:
-            peer.verify(a, b)
-        totals, stages = [], {}
-        for _ in range(args.repeats):
-            for a, b in pairs:
-                t0 = time.perf_counter()
-                _, t = peer.verify(a, b)
-                totals.append((time.perf_counter() - t0) * 1e3)
-                for k, v in t.items():
-                    stages.setdefault(k, []).append(v)
-        peer_row.update(stages={k: summarize(v) for k, v in stages.items()}, pair=summarize(totals))
-        for row in results:
-            if "pair" in row:
-                row["ratio_to_peer"] = round(row["pair"]["median_ms"] / peer_row["pair"]["median_ms"], 3)
+
+        def run_peer(a: bytes, b: bytes) -> dict[str, float]:
+            t0 = time.perf_counter()
+            _, stages = peer.verify(a, b)
+            return {**stages, "total": (time.perf_counter() - t0) * 1e3}
+
+        pipelines.append((peer_row, run_peer))
     else:
         peer_row["error"] = f"YuNet not found at {yunet_path()}; run `python -m export all` first"
     results.append(peer_row)
+    for _, run in pipelines:  # warm-up: first calls of each input shape are slower on both backends
+        for a, b in pairs:
+            run(a, b)
+    timings: list[dict[str, list[float]]] = [{} for _ in pipelines]
+    turn = 0
+    for _ in range(args.repeats):
+        for a, b in pairs:
+            turn += 1
+            for k in range(len(pipelines)):
+                i = (k + turn) % len(pipelines)
+                for stage, ms in pipelines[i][1](a, b).items():
+                    timings[i].setdefault(stage, []).append(ms)
+    for (row, _), stages in zip(pipelines, timings):
+        row["stages"] = {k: summarize(v) for k, v in stages.items() if k != "total"}
+        row["pair"] = summarize(stages["total"])
+    if "pair" in peer_row:
+        for row in results[:-1]:
+            if "pair" in row:
+                row["ratio_to_peer"] = round(row["pair"]["median_ms"] / peer_row["pair"]["median_ms"], 3)
     return {"benchmark": "verify", "threads": args.threads, "pairs": len(pairs), "repeats": args.repeats,
-            "results": results}
+            "interleaved": True, "results": results}
 
 
 def _run(fn: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[[argparse.Namespace], int]:

@@ -222,14 +222,21 @@ def train(out_dir: Path, threads: int, recipe: dict[str, Any], max_minutes: floa
                 break
         if stopped_early:
             break
-    model.eval()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out_dir / "qa_state.pt")
     info = {"recipe": recipe, "examples": len(examples), "steps": step, "planned_steps": n_steps,
             "stopped_early": stopped_early, "train_minutes": round((time.time() - t_train) / 60, 2),
             "final_loss": round(float(np.mean(losses[-50:])), 4), "threads": threads}
-    (out_dir / "train.json").write_text(json.dumps(info, indent=2))
-    log.info("trained: %s", info)
+    return _save_trained(model, out_dir / "qa_state.pt", info)
+
+
+def _save_trained(model: Any, path: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """The trained state dict to `path`, the training record `info` to train.json beside it."""
+    import torch
+
+    model.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    (path.parent / "train.json").write_text(json.dumps(info, indent=2))
+    log.info("trained %s: %s", path.name, info)
     return info
 
 
@@ -304,15 +311,10 @@ def train_retriever(out_dir: Path, threads: int, recipe: dict[str, Any], max_min
         if time.time() > t0 + 60 * max_minutes:
             stopped_early = True
             break
-    model.eval()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out_dir / "sentence_state.pt")
     info = {"recipe": recipe, "examples": len(examples), "steps": step, "planned_steps": n_steps,
             "stopped_early": stopped_early, "train_minutes": round((time.time() - t0) / 60, 2),
             "final_loss": round(float(np.mean(losses[-50:])), 4), "threads": threads}
-    (out_dir / "train.json").write_text(json.dumps(info, indent=2))
-    log.info("retriever trained: %s", info)
-    return info
+    return _save_trained(model, out_dir / "sentence_state.pt", info)
 
 
 def trained_retriever(threads: int, max_minutes: float, force: bool = False) -> Path:

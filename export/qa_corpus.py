@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from edgefx.context import Fact, build_facts
@@ -536,17 +537,22 @@ def make_example(rng: random.Random, facts: list[Fact], question: str, key: str 
     return Example(question, sentences, chosen.index(gold), gold.answer)
 
 
-def generate(seed: int, n_contexts: int, per_context: int) -> list[Example]:
-    """Deterministic corpus: `n_contexts` random results, `per_context` questions each (about 10% unanswerable)."""
+def _asked(seed: int, n_contexts: int, per_context: int,
+           p_unanswerable: float) -> Iterator[tuple[random.Random, list[Fact], str, str | None]]:
+    """`n_contexts` random results x `per_context` phrased questions: (rng, the result's facts, question, fact key)."""
     rng = random.Random(seed)
     intents = list(QUESTIONS)
-    examples: list[Example] = []
     for _ in range(n_contexts):
         facts = build_facts(random_result(rng))
         for _ in range(per_context):
-            question, key = _ask(rng, intents, 0.1)
-            examples.append(make_example(rng, facts, question, key))
-    return examples
+            question, key = _ask(rng, intents, p_unanswerable)
+            yield rng, facts, question, key
+
+
+def generate(seed: int, n_contexts: int, per_context: int) -> list[Example]:
+    """Deterministic corpus: `n_contexts` random results, `per_context` questions each (about 10% unanswerable)."""
+    return [make_example(rng, facts, question, key)
+            for rng, facts, question, key in _asked(seed, n_contexts, per_context, 0.1)]
 
 
 def _ask(rng: random.Random, intents: list[str], p_unanswerable: float) -> tuple[str, str | None]:
@@ -572,18 +578,13 @@ def _gold_and_siblings(rng: random.Random, facts: list[Fact], key: str | None,
 def generate_single(seed: int, n_contexts: int, per_context: int, n_hard: int = 2) -> list[Example]:
     """One-sentence examples for the per-sentence reader: per question the gold sentence (if any), `n_hard` close
     siblings and one other sentence, the last ones labelled no-answer."""
-    rng = random.Random(seed)
-    intents = list(QUESTIONS)
     examples: list[Example] = []
-    for _ in range(n_contexts):
-        facts = build_facts(random_result(rng))
-        for _ in range(per_context):
-            question, key = _ask(rng, intents, 0.12)
-            gold, siblings, rest = _gold_and_siblings(rng, facts, key, n_hard)
-            negatives = siblings + rng.sample(rest, n_hard + 1 - len(siblings))
-            if gold is not None:
-                examples.append(Example(question, (gold.text,), 0, gold.answer))
-            examples += [Example(question, (f.text,), None, None) for f in negatives]
+    for rng, facts, question, key in _asked(seed, n_contexts, per_context, 0.12):
+        gold, siblings, rest = _gold_and_siblings(rng, facts, key, n_hard)
+        negatives = siblings + rng.sample(rest, n_hard + 1 - len(siblings))
+        if gold is not None:
+            examples.append(Example(question, (gold.text,), 0, gold.answer))
+        examples += [Example(question, (f.text,), None, None) for f in negatives]
     return examples
 
 
@@ -598,16 +599,11 @@ class RetrievalExample:
 
 def generate_retrieval(seed: int, n_contexts: int, per_context: int) -> list[RetrievalExample]:
     """Question -> gold sentence pairs with a hard negative each, for contrastive training of the sentence model."""
-    rng = random.Random(seed)
-    intents = list(QUESTIONS)
     examples: list[RetrievalExample] = []
-    for _ in range(n_contexts):
-        facts = build_facts(random_result(rng))
-        for _ in range(per_context):
-            question, key = _ask(rng, intents, 0.12)
-            gold, siblings, rest = _gold_and_siblings(rng, facts, key, 1)
-            if key is not None and gold is None:
-                continue  # this result has no such fact (e.g. no explanation): nothing to retrieve or to reject
-            negative = (siblings or rng.sample(rest, 1))[0]
-            examples.append(RetrievalExample(question, gold.text if gold else None, negative.text))
+    for rng, facts, question, key in _asked(seed, n_contexts, per_context, 0.12):
+        gold, siblings, rest = _gold_and_siblings(rng, facts, key, 1)
+        if key is not None and gold is None:
+            continue  # this result has no such fact (e.g. no explanation): nothing to retrieve or to reject
+        negative = (siblings or rng.sample(rest, 1))[0]
+        examples.append(RetrievalExample(question, gold.text if gold else None, negative.text))
     return examples

@@ -1,0 +1,27 @@
+"""`edgefx bench verify` puts every edgefx pipeline and the OpenCV peer through the same pairs, side by side."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from edgefx.bench import VERIFY_CONFIGS, bench_verify, yunet_path
+
+
+def test_bench_verify_interleaves_every_pipeline_with_the_peer(lfw_dir: Path) -> None:
+    if not yunet_path().is_file():
+        pytest.skip(f"the OpenCV peer's YuNet is not at {yunet_path()}: `python -m export all` installs it")
+    report = bench_verify(argparse.Namespace(lfw=str(lfw_dir), pairs=2, repeats=2, threads=2, models_dir=None))
+    assert report["interleaved"]
+    rows = report["results"]
+    assert [r["name"] for r in rows[:-1]] == [f"edgefx {b} {p}" for b, p in VERIFY_CONFIGS]
+    assert rows[-1]["name"].startswith("OpenCV peer")
+    for row in rows:
+        assert "error" not in row, row
+        assert row["pair"]["n"] == 4 and row["pair"]["median_ms"] > 0
+        assert {"detect", "embed"} <= set(row["stages"])
+    for row in rows[:-1]:
+        assert row["ratio_to_peer"] == pytest.approx(row["pair"]["median_ms"] / rows[-1]["pair"]["median_ms"],
+                                                     abs=1e-3)
