@@ -110,9 +110,10 @@ def yunet_path() -> Path:
 
 
 def bench_verify(args: argparse.Namespace) -> dict[str, Any]:
-    """Every backend x precision of edgefx and the OpenCV peer, interleaved: each pair goes through every pipeline in
-    turn (the order rotating from pair to pair), so that a shared machine's slow and fast moments fall on all of them
-    alike and the ratios compare like with like."""
+    """Every backend x precision of edgefx and the OpenCV peer, interleaved: each repeat runs all pairs through every
+    pipeline in turn (the order rotating from repeat to repeat), so that a shared machine's slow and fast spells fall
+    on all of them alike. Pipelines take turns by blocks, not pair by pair: OpenCV's and OpenVINO's worker threads
+    keep spinning a while after a call, which slowed whichever runtime ran next by up to 40 % (measured here)."""
     from edgefx.engine import Engine
     from edgefx.manifest import Manifest
 
@@ -148,13 +149,13 @@ def bench_verify(args: argparse.Namespace) -> dict[str, Any]:
         for a, b in pairs:
             run(a, b)
     timings: list[dict[str, list[float]]] = [{} for _ in pipelines]
-    turn = 0
-    for _ in range(args.repeats):
-        for a, b in pairs:
-            turn += 1
-            for k in range(len(pipelines)):
-                i = (k + turn) % len(pipelines)
-                for stage, ms in pipelines[i][1](a, b).items():
+    for repeat in range(args.repeats):
+        for k in range(len(pipelines)):
+            i = (k + repeat) % len(pipelines)
+            run = pipelines[i][1]
+            run(*pairs[0])  # untimed: the previous runtime's idle threads spin for a while after its last call
+            for a, b in pairs:
+                for stage, ms in run(a, b).items():
                     timings[i].setdefault(stage, []).append(ms)
     for (row, _), stages in zip(pipelines, timings):
         row["stages"] = {k: summarize(v) for k, v in stages.items() if k != "total"}
