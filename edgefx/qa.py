@@ -274,7 +274,7 @@ class ConfidenceModel:
 
 
 # Only for a models folder without a calibration file (rounded from the int8 fit).
-DEFAULT_CONFIDENCE = ConfidenceModel(intercept=-5.0, relevance=10.0, log_odds=0.15, margin=4.0)
+DEFAULT_CONFIDENCE = ConfidenceModel(intercept=-4.3, relevance=9.2, log_odds=0.12, margin=1.0)
 
 
 def load_calibration(models_dir: Path, precision: str) -> tuple[float, ConfidenceModel]:

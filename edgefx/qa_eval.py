@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefx.context import build_context, build_facts
+from edgefx.qa import ConfidenceModel
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "tests" / "data"
 DEV_QUESTIONS = DATA_DIR / "qa_dev.jsonl"
@@ -89,10 +90,10 @@ def score_rows(rows: list[DevQuestion], predictions: list[dict[str, Any]], thres
         return p["span"] is not None and p["confidence"] >= threshold
 
     em = sum(answered(p) and any(normalize(p["span"]) == normalize(g) for g in r.answers) for r, p in answerable)
-    correct = sum(answered(p) and any(correct_fact(p["span"], g) for g in r.answers) for r, p in answerable)
+    correct = sum(answered(p) and is_right(r, p) for r, p in answerable)
     f1_sum = sum(max(f1(p["span"], g) for g in r.answers) if answered(p) else 0.0 for r, p in answerable)
     refused = sum(not answered(p) for _, p in unanswerable)
-    wrong = sum(answered(p) and not any(correct_fact(p["span"], g) for g in r.answers) for r, p in answerable)
+    wrong = sum(answered(p) and not is_right(r, p) for r, p in answerable)
     wrong += sum(answered(p) for _, p in unanswerable)
     n_a, n_u = max(1, len(answerable)), max(1, len(unanswerable))
     return {
@@ -117,16 +118,15 @@ def predict(qa: Any, rows: list[DevQuestion], contexts: dict[str, list[str]]) ->
 
 
 def is_right(row: DevQuestion, prediction: dict[str, Any]) -> bool:
+    """The prediction's span states one of the row's gold answers (never, for an unanswerable row)."""
     return prediction["span"] is not None and any(correct_fact(prediction["span"], g) for g in row.answers)
 
 
-def fit_confidence(rows: list[DevQuestion], predictions: list[dict[str, Any]], l2: float = 0.01) -> Any:
+def fit_confidence(rows: list[DevQuestion], predictions: list[dict[str, Any]], l2: float = 0.01) -> ConfidenceModel:
     """Logistic regression of "the best span is right" (False for every unanswerable question) on the reading's
     features, lightly L2-regularised (0.1 and 1.0 did worse on the calibration half)."""
     import numpy as np
     from scipy.optimize import minimize
-
-    from edgefx.qa import ConfidenceModel
 
     x = np.array([[1.0, *p["features"]] for p in predictions])
     y = np.array([is_right(r, p) for r, p in zip(rows, predictions)], dtype=float)
@@ -180,8 +180,7 @@ def evaluate(qa: Any, questions: Path = DEV_QUESTIONS, results: Path = DEV_RESUL
              "confidence": round(p["confidence"], 4)}
             for r, p in zip(rows, predictions)
             if (p["span"] is not None and p["confidence"] >= t) != r.answerable
-            or (r.answerable and p["span"] is not None and p["confidence"] >= t
-                and not any(correct_fact(p["span"], g) for g in r.answers))
+            or (r.answerable and p["span"] is not None and p["confidence"] >= t and not is_right(r, p))
         ],
     }
 
