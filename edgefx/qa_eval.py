@@ -162,14 +162,14 @@ def choose_threshold(rows: list[DevQuestion], predictions: list[dict[str, Any]])
 
 
 def evaluate(qa: Any, questions: Path = DEV_QUESTIONS, results: Path = DEV_RESULTS,
-             threshold: float | None = None) -> dict[str, Any]:
+             threshold: float | None = None, cross_validate: bool = False) -> dict[str, Any]:
     rows, contexts = load_dev(questions, results)
     predictions = predict(qa, rows, contexts)
     t = qa.threshold if threshold is None else threshold
     cal, held = split(rows)
     pick = lambda idx: ([rows[i] for i in idx], [predictions[i] for i in idx])  # noqa: E731
     times = sorted(p["ms"] for p in predictions)
-    return {
+    report = {
         "precision": qa.precision, "backend": qa.qa.backend, "threshold": t, "contexts": len(contexts),
         "all": score_rows(rows, predictions, t),
         "calibration_split": score_rows(*pick(cal), t),
@@ -183,6 +183,24 @@ def evaluate(qa: Any, questions: Path = DEV_QUESTIONS, results: Path = DEV_RESUL
             or (r.answerable and p["span"] is not None and p["confidence"] >= t and not is_right(r, p))
         ],
     }
+    if cross_validate:
+        report["leave_one_context_out"] = leave_one_context_out(rows, predictions)
+    return report
+
+
+def leave_one_context_out(rows: list[DevQuestion], predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The whole calibration (confidence model + threshold) refitted 12 times, each time without one context, and
+    scored on that context: how the calibration does on results it has not seen."""
+    shifted = []
+    for context in sorted({r.context for r in rows}):
+        train = [i for i, r in enumerate(rows) if r.context != context]
+        model = fit_confidence([rows[i] for i in train], [predictions[i] for i in train])
+        refitted = [dict(predictions[i], confidence=model(*predictions[i]["features"])) for i in train]
+        threshold = choose_threshold([rows[i] for i in train], refitted)["threshold"]
+        # Each context at its own fold's threshold: confidence >= threshold  <=>  confidence - threshold + 0.5 >= 0.5.
+        shifted += [(i, model(*predictions[i]["features"]) - threshold + 0.5)
+                    for i, r in enumerate(rows) if r.context == context]
+    return score_rows([rows[i] for i, _ in shifted], [dict(predictions[i], confidence=c) for i, c in shifted], 0.5)
 
 
 def calibrate(qa: Any, out: Path, questions: Path = DEV_QUESTIONS, results: Path = DEV_RESULTS) -> dict[str, Any]:
@@ -252,7 +270,7 @@ def cmd_eval_qa(args: argparse.Namespace) -> int:
 
     qa = QuestionAnswerer(precision=args.precision, backend=args.backend, threads=args.threads,
                           models_dir=args.models_dir)
-    report = evaluate(qa, Path(args.questions), Path(args.results), args.threshold)
+    report = evaluate(qa, Path(args.questions), Path(args.results), args.threshold, args.cross_validate)
     if not args.show_mistakes:
         report["mistakes"] = len(report["mistakes"])
     _print(report, args.json)
@@ -276,6 +294,8 @@ def add_eval_parser(sub: Any) -> None:
     p.add_argument("--results", default=str(DEV_RESULTS))
     p.add_argument("--models-dir", type=Path)
     p.add_argument("--show-mistakes", action="store_true", help="list every wrong answer or wrong refusal")
+    p.add_argument("--cross-validate", action="store_true",
+                   help="also refit the calibration without each context in turn and score it there (needs scipy)")
     p.set_defaults(func=cmd_eval_qa)
 
 

@@ -64,20 +64,38 @@ def test_retrieval_corpus_pairs_questions_with_their_gold_sentence() -> None:
     assert len({e.question for e in examples}) > 0.8 * len(examples)
 
 
-def test_confidence_fit_ranks_better_readings_higher() -> None:
-    """The logistic fit learns that a more relevant, clearer reading is more often right."""
-    from edgefx.qa_eval import DevQuestion, fit_confidence
+def _synthetic_readings(n: int = 200, contexts: int = 4) -> tuple[list, list]:  # type: ignore[type-arg]
+    """Half right (relevant, confident, clear winner), half wrong; spread over `contexts` contexts."""
+    from edgefx.qa_eval import DevQuestion
 
     rng = np.random.default_rng(0)
     rows, predictions = [], []
-    for i in range(200):
+    for i in range(n):
         right = i % 2 == 0
         relevance = rng.normal(0.9 if right else 0.4, 0.15)
         log_odds = rng.normal(4.0 if right else 0.0, 2.0)
         margin = rng.normal(0.3 if right else 0.05, 0.1)
-        rows.append(DevQuestion(str(i), "c1", "q", ("yes",)))
+        rows.append(DevQuestion(str(i), f"c{i % contexts}", "q", ("yes",)))
         predictions.append({"span": "yes" if right else "no", "features": (relevance, log_odds, margin)})
+    return rows, predictions
+
+
+def test_confidence_fit_ranks_better_readings_higher() -> None:
+    """The logistic fit learns that a more relevant, clearer reading is more often right."""
+    from edgefx.qa_eval import fit_confidence
+
+    rows, predictions = _synthetic_readings()
     model = fit_confidence(rows, predictions)
     assert model.relevance > 0 and model.margin > 0
     assert model(0.95, 5.0, 0.4) > 0.9
     assert model(0.3, -2.0, 0.0) < 0.1
+
+
+def test_leave_one_context_out_scores_every_question_once() -> None:
+    from edgefx.qa_eval import leave_one_context_out
+
+    rows, predictions = _synthetic_readings()
+    report = leave_one_context_out(rows, predictions)
+    assert report["questions"] == len(rows) and report["answerable"] == len(rows)
+    # Half the readings are right and well separated: nearly all of them answered, few wrong ones let through.
+    assert 0.45 < report["correct_fact"] <= 0.5 and report["wrong_confident"] < 0.05
