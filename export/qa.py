@@ -84,14 +84,20 @@ def model_dir() -> Path:
     return source_file(MINILM, CONFIG).parent
 
 
+def _corpus_digest(recipe: dict[str, Any]) -> Any:
+    """A sha256 started with `recipe` and the code that generates the training corpus (corpus and context)."""
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
+    root = Path(__file__).resolve().parent.parent
+    for code in (root / "export" / "qa_corpus.py", root / "edgefx" / "context.py"):
+        digest.update(code.read_bytes())
+    return digest
+
+
 def recipe_hash(stage: int = len(STAGES) - 1) -> str:
     """Hash of everything the weights after `stage` depend on: recipes, corpus and context code, encoding, source."""
     from edgefx.qa import ENCODING_VERSION
 
-    digest = hashlib.sha256(json.dumps(STAGES[0], sort_keys=True).encode())
-    root = Path(__file__).resolve().parent.parent
-    for code in (root / "export" / "qa_corpus.py", root / "edgefx" / "context.py"):
-        digest.update(code.read_bytes())
+    digest = _corpus_digest(STAGES[0])
     digest.update(f"{ENCODING_VERSION}:{MINILM.files[WEIGHTS]}".encode())
     for later in STAGES[1:stage + 1]:
         digest.update(json.dumps(later, sort_keys=True).encode())
@@ -102,10 +108,7 @@ def retriever_hash() -> str:
     """Hash of everything the trained sentence model depends on: recipe, corpus and context code, retrieval text."""
     from edgefx.qa import retrieval_signature
 
-    digest = hashlib.sha256(json.dumps(RETRIEVER_RECIPE, sort_keys=True).encode())
-    root = Path(__file__).resolve().parent.parent
-    for code in (root / "export" / "qa_corpus.py", root / "edgefx" / "context.py"):
-        digest.update(code.read_bytes())
+    digest = _corpus_digest(RETRIEVER_RECIPE)
     digest.update(f"{retrieval_signature()}:{MINILM.files[WEIGHTS]}".encode())
     return digest.hexdigest()[:16]
 
@@ -271,6 +274,8 @@ def train_retriever(out_dir: Path, threads: int, recipe: dict[str, Any], max_min
                                   weight_decay=recipe["weight_decay"])
     scheduler = _lr_schedule(optimizer, recipe["warmup"], n_steps)
 
+    encoder = _SentenceEncoder.build(model).train()  # the very pooling the exported graph does
+
     def embed(texts: list[str]) -> Any:
         encs = tokenizer.encode_batch(texts)  # [CLS] ... [SEP], as edgefx.qa.QuestionAnswerer.embed
         length = max(len(e.ids) for e in encs)
@@ -279,9 +284,7 @@ def train_retriever(out_dir: Path, threads: int, recipe: dict[str, Any], max_min
         for i, e in enumerate(encs):
             ids[i, :len(e.ids)] = torch.tensor(e.ids)
             mask[i, :len(e.ids)] = 1
-        hidden = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
-        m = mask.unsqueeze(-1).to(hidden.dtype)
-        return torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=1)
+        return encoder(ids, mask, torch.zeros_like(ids))
 
     t0, losses, step, stopped_early = time.time(), [], 0, False
     for start in range(0, len(examples), bs):
