@@ -18,6 +18,7 @@ from edgefx.detect import MTCNN, select_face
 from edgefx.embed import SFace
 from edgefx.image import read_image
 from edgefx.lfw import Pair, auc, eer, fnmr_at_fmr, lfw_image_root, read_pairs, roc, ten_fold_accuracy, accuracy_at
+from edgefx.verify import best_accuracy_threshold
 
 
 @dataclass
@@ -148,7 +149,14 @@ def evaluate_lfw(root: Path, pairs_file: Path, detector: MTCNN, recognizer: SFac
     else:
         report["protocol"] = "view1"
         if threshold is not None:
-            report.update(accuracy=accuracy_at(scores, labels, threshold), threshold=threshold)
+            wrong = np.flatnonzero((scores >= threshold) != (labels == 1))
+            report.update(accuracy=accuracy_at(scores, labels, threshold), threshold=threshold,
+                          errors=[{"a": pairs[i].path_a, "b": pairs[i].path_b, "genuine": bool(labels[i]),
+                                   "score": round(float(scores[i]), 4)} for i in wrong])
+        # The best any threshold could do on these very pairs: an optimistic bound, not a result. It tells a
+        # miscalibrated threshold (calibrated accuracy below it) from a recognizer that cannot separate the pairs.
+        best = best_accuracy_threshold(scores[labels == 1], scores[labels == 0])
+        report.update(oracle_threshold=round(best, 4), oracle_accuracy=accuracy_at(scores, labels, best))
     report.update(metrics(scores, labels))
     fmr, tmr, _ = roc(scores, labels)
     curves = {"pairs": (fmr, 1 - tmr)}
