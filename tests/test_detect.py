@@ -301,3 +301,7 @@ def test_detect_command_prints_faces_and_latency(devtest_images, capsys) -> None
     (row,) = out["results"]
     assert row["faces"] and row["selected"] in range(len(row["faces"]))
     assert row["detect_ms"]["runs"] == 3 and row["detect_ms"]["median"] > 0
+    nets = row["nets"]
+    assert set(nets) == {"pnet", "rnet", "onet"} and all(n["ms"] > 0 for n in nets.values())
+    assert nets["rnet"]["rows"] >= nets["onet"]["rows"] >= 1  # the cascade narrows; a found face went through O-Net
+    assert sum(n["ms"] for n in nets.values()) < row["detect_ms"]["median"] * 3  # mean vs median: loose but bounded
