@@ -170,7 +170,9 @@ def bench_verify(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run(fn: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
+        load_before = os.getloadavg()[0]  # other work on the machine shows in every figure: say how much there was
         report = fn(args)
+        report["load_average_1min"] = {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)}
         text = json.dumps(report, indent=2)
         if getattr(args, "out", None):
             Path(args.out).write_text(text)

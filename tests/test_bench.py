@@ -25,3 +25,16 @@ def test_bench_verify_interleaves_every_pipeline_with_the_peer(lfw_dir: Path) ->
     for row in rows[:-1]:
         assert row["ratio_to_peer"] == pytest.approx(row["pair"]["median_ms"] / rows[-1]["pair"]["median_ms"],
                                                      abs=1e-3)
+
+
+def test_bench_reports_say_how_loaded_the_machine_was(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from edgefx.bench import _run
+
+    out = tmp_path / "report.json"
+    handler = _run(lambda args: {"benchmark": "stub", "results": []})
+    assert handler(argparse.Namespace(json=True, out=str(out))) == 0
+    load = json.loads(out.read_text())["load_average_1min"]
+    assert set(load) == {"start", "end"} and all(v >= 0 for v in load.values())
+    assert json.loads(capsys.readouterr().out) == json.loads(out.read_text())
