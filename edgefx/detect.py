@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, Sequence
 
@@ -361,8 +362,6 @@ class _TimedNet:
         self.seconds, self.rows = 0.0, 0
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        import time
-
         t0 = time.perf_counter()
         out = self.net.run(feeds)
         self.seconds += time.perf_counter() - t0
@@ -372,7 +371,6 @@ class _TimedNet:
 
 def run_detect_command(args) -> int:  # type: ignore[no-untyped-def]
     import json
-    import time
 
     from edgefx.backend import load_model
     from edgefx.cli import settings_from
