@@ -39,13 +39,13 @@ def openvino_available() -> bool:
 # `auto` per model, from `edgefx bench backends` on the 2-core machine: OpenVINO runs SFace about 2x faster than
 # onnxruntime, but MTCNN's P-Net sees a new input shape at every pyramid scale, which OpenVINO pays for on each
 # call, so the small cascade nets stay on onnxruntime.
-AUTO_BACKEND = {"pnet": "onnxruntime", "rnet": "onnxruntime", "onet": "onnxruntime"}
+AUTO_BACKEND = {"pnet": "onnxruntime", "rnet": "onnxruntime", "onet": "onnxruntime", "yunet": "onnxruntime"}
 # onnxruntime keeps a CPU arena and a memory plan per input shape it has seen, and never gives them back. P-Net sees
 # a new shape at every pyramid level of every photo size, so it allocates per run instead. R-Net and O-Net get one
 # batch per photo, sized by its candidate count: they run in fixed-size chunks, so they see one shape, whose buffers
 # the engine's warm-up makes at load. Measured (`edgefx bench serve`): without this, the server grew ~60 MB over its
 # first 100 requests. Chunk sizes: beyond them the cost per row stays flat, so padding the last chunk costs little.
-VARYING_SHAPE_MODELS = frozenset({"pnet"})
+VARYING_SHAPE_MODELS = frozenset({"pnet", "yunet"})  # YuNet takes each photo at its own (padded) size
 FIXED_BATCH = {"rnet": 8, "onet": 2}
 
 
@@ -138,7 +138,7 @@ class OpenVinoModel:
         self.device = device
         self.compiled = core.compile_model(model, device, config)
         self.input_names = [p.get_any_name() for p in self.compiled.inputs]
-        self.output_names = [p.get_any_name() for p in self.compiled.outputs]
+        self.output_names = [_readable_name(p) for p in self.compiled.outputs]
         # Idle infer requests, reused by whichever thread runs next: a request holds its own buffers, so one per
         # thread would leave the warm-up's request (made on the loading thread) unused and grow the server when
         # its worker threads make theirs. A second one is only made while two threads infer at once.
@@ -169,6 +169,14 @@ class OpenVinoModel:
                 return False
             self.compiled.release_memory()
             return True
+
+
+def _readable_name(port) -> str:  # type: ignore[no-untyped-def]
+    """The ONNX name of a port: OpenVINO may list a numbered internal tensor name first (YuNet's "291" for "cls_8")."""
+    name = port.get_any_name()
+    if name.isdigit():
+        return min((n for n in port.get_names() if not n.isdigit()), default=name)
+    return name
 
 
 _core = None

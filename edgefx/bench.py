@@ -18,6 +18,8 @@ from edgefx.lfw import lfw_image_root, read_pairs
 CONFIGS = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
 # `auto` (the default) mixes backends per model, so the end-to-end comparison has it too.
 VERIFY_CONFIGS = [("auto", "fp32"), ("auto", "int8"), *CONFIGS]
+# The optional detector on the default backend: the same detector as the peer, so its row isolates our runtime.
+YUNET_CONFIGS = [("auto", "fp32"), ("auto", "int8")]
 
 
 def summarize(samples_ms: list[float]) -> dict[str, float]:
@@ -120,9 +122,12 @@ def bench_verify(args: argparse.Namespace) -> dict[str, Any]:
     pairs = sample_pairs(Path(args.lfw), args.pairs)
     results: list[dict[str, Any]] = []
     pipelines: list[tuple[dict[str, Any], Callable[[bytes, bytes], dict[str, float]]]] = []
-    for backend, precision in VERIFY_CONFIGS:
-        s = Settings.from_env(models_dir=args.models_dir, backend=backend, precision=precision, threads=args.threads)
-        row: dict[str, Any] = {"name": f"edgefx {backend} {precision}", "backend": backend, "precision": precision}
+    configs = [(b, p, "mtcnn") for b, p in VERIFY_CONFIGS] + [(b, p, "yunet") for b, p in YUNET_CONFIGS]
+    for backend, precision, detector in configs:
+        s = Settings.from_env(models_dir=args.models_dir, backend=backend, precision=precision, threads=args.threads,
+                              detector=detector)
+        row: dict[str, Any] = {"name": f"edgefx {backend} {precision}" + (" yunet" if detector == "yunet" else ""),
+                               "backend": backend, "precision": precision, "detector": detector}
         results.append(row)
         try:
             engine = Engine(s, load_qa=False)

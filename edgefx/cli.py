@@ -24,6 +24,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", choices=["auto", "onnxruntime", "openvino"], help="inference backend (default auto)")
     g.add_argument("--device", choices=["CPU", "GPU", "NPU", "AUTO"], help="OpenVINO device (default CPU)")
     g.add_argument("--precision", choices=["fp32", "int8"], help="face-model precision (default fp32)")
+    g.add_argument("--detector", choices=["mtcnn", "yunet"], help="face detector (default mtcnn)")
     g.add_argument("--threads", type=int, help="inference threads (default: all cores)")
     g.add_argument("--models-dir", type=Path, help="folder with manifest.json (default ./models)")
 
@@ -31,6 +32,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     return Settings.from_env(backend=getattr(args, "backend", None), device=getattr(args, "device", None),
                              precision=getattr(args, "precision", None), threads=getattr(args, "threads", None),
+                             detector=getattr(args, "detector", None),
                              models_dir=getattr(args, "models_dir", None), **extra)
 
 

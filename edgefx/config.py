@@ -26,6 +26,8 @@ class Settings:
     backend: str = "auto"  # auto | onnxruntime | openvino
     device: str = "CPU"  # OpenVINO device: CPU | GPU | NPU | AUTO
     precision: str = "fp32"  # fp32 | int8: the recognizer (SFace) and its calibration
+    # mtcnn (the paper's, default) | yunet (OpenCV zoo's: ~4x cheaper per photo, own decision calibration)
+    detector: str = "mtcnn"
     # MTCNN stays fp32: its int8 graphs run slower than fp32 on both backends (`edgefx bench backends`).
     detector_precision: str = "fp32"  # fp32 | int8
     threads: int | None = None  # None = all cores

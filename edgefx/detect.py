@@ -340,7 +340,7 @@ def add_parser(subparsers) -> None:  # type: ignore[no-untyped-def]
     """`edgefx detect PHOTO... [--json] [--repeat N]`: the faces found, and optionally detect() latency."""
     from edgefx.cli import add_engine_options
 
-    p = subparsers.add_parser("detect", help="find the faces in photos (MTCNN); optionally time the detector")
+    p = subparsers.add_parser("detect", help="find the faces in photos (MTCNN or YuNet); optionally time the detector")
     p.add_argument("images", nargs="+", help="photo files")
     p.add_argument("--min-face-size", type=float, help="smallest face searched, in pixels (default: settings)")
     p.add_argument("--repeat", type=int, default=0, help="run detect() this many times per photo and report ms")
@@ -356,6 +356,7 @@ class _TimedNet:
         self.net = net
         self.name = getattr(net, "name", "net")
         self.input_names, self.output_names = net.input_names, net.output_names
+        self.backend = getattr(net, "backend", "?")
         self.reset()
 
     def reset(self) -> None:
@@ -379,8 +380,15 @@ def run_detect_command(args) -> int:  # type: ignore[no-untyped-def]
     s = settings_from(args, min_face_size=args.min_face_size)
     common = dict(backend=s.backend, device=s.device, threads=s.threads, models_dir=s.models_dir,
                   verify_hashes=s.verify_hashes)
-    nets = [_TimedNet(load_model(n, s.precision, **common)) for n in ("pnet", "rnet", "onet")]  # type: ignore[arg-type]
-    detector = MTCNN(*nets, min_face_size=s.min_face_size, min_face_fraction=s.min_face_fraction)
+    detector: MTCNN | YuNet
+    if s.detector == "yunet":
+        from edgefx.yunet import YuNet
+
+        nets = [_TimedNet(load_model("yunet", "fp32", **common))]  # type: ignore[arg-type]
+        detector = YuNet(nets[0])
+    else:
+        nets = [_TimedNet(load_model(n, s.precision, **common)) for n in ("pnet", "rnet", "onet")]  # type: ignore[arg-type]
+        detector = MTCNN(*nets, min_face_size=s.min_face_size, min_face_fraction=s.min_face_fraction)
     results = []
     for path in args.images:
         rgb = read_image(path, s.max_pixels)
@@ -405,7 +413,7 @@ def run_detect_command(args) -> int:  # type: ignore[no-untyped-def]
             row["nets"] = {net.name: {"ms": round(net.seconds * 1e3 / args.repeat, 2),
                                       "rows": round(net.rows / args.repeat, 1)} for net in nets}
         results.append(row)
-    out = {"backend": getattr(nets[0], "backend", s.backend), "min_face_size": s.min_face_size,
+    out = {"detector": s.detector, "backend": getattr(nets[0], "backend", s.backend), "min_face_size": s.min_face_size,
            "threads": s.threads, "results": results}
     if args.json:
         print(json.dumps(out, indent=2))

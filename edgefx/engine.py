@@ -21,6 +21,7 @@ from edgefx.errors import NoFaceDetected
 from edgefx.image import decode_image
 from edgefx.manifest import Manifest
 from edgefx.verify import Calibration, cosine, load_calibration
+from edgefx.yunet import YuNet
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +87,26 @@ class VerifyResult:
         return out
 
 
-def load_face_models(s: Settings) -> tuple[MTCNN, SFace, str]:
-    """The MTCNN detector and the SFace recognizer on the configured backend (and the backend's name)."""
+DETECTORS = ("mtcnn", "yunet")
+
+
+def load_face_models(s: Settings) -> tuple[MTCNN | YuNet, SFace, str]:
+    """The face detector and the SFace recognizer on the configured backend (and the recognizer backend's name)."""
+    if s.detector not in DETECTORS:
+        raise ValueError(f"unknown detector {s.detector!r}; choose one of {', '.join(DETECTORS)}")
     common: dict[str, Any] = dict(backend=s.backend, device=s.device, threads=s.threads, models_dir=s.models_dir,
                                   verify_hashes=s.verify_hashes)
-    # One thread per MTCNN net: its tensors are too small for a second thread to help (11.2 vs 11.0 ms per
+    # One thread per detector net: MTCNN's tensors are too small for a second thread to help (11.2 vs 11.0 ms per
     # 250x250 photo, `edgefx bench backends`); the Engine detects the two photos of a pair in parallel instead.
-    mtcnn = {**common, "threads": 1}
-    p = s.detector_precision
-    detector = MTCNN(load_model("pnet", p, **mtcnn), load_model("rnet", p, **mtcnn), load_model("onet", p, **mtcnn),
-                     min_face_size=s.min_face_size, min_face_fraction=s.min_face_fraction)
+    one_thread = {**common, "threads": 1}
+    detector: MTCNN | YuNet
+    if s.detector == "yunet":
+        detector = YuNet(load_model("yunet", "fp32", **one_thread))
+    else:
+        p = s.detector_precision
+        detector = MTCNN(load_model("pnet", p, **one_thread), load_model("rnet", p, **one_thread),
+                         load_model("onet", p, **one_thread),
+                         min_face_size=s.min_face_size, min_face_fraction=s.min_face_fraction)
     sface = load_model("sface", s.precision, **common)
     return detector, SFace(sface, flip_tta=s.flip_tta), sface.backend
 
@@ -109,7 +120,7 @@ class Engine:
         self.manifest = Manifest(s.models_dir)
         self.detector, self.recognizer, self.backend_name = load_face_models(s)
         self.device = self.recognizer.model.device
-        self.calibration: Calibration = load_calibration(s.models_dir, "sface", s.precision)
+        self.calibration: Calibration = load_calibration(s.models_dir, "sface", s.precision, s.detector)
         if self.calibration.meta.get("flip_tta", s.flip_tta) != s.flip_tta:
             log.warning("the decision threshold was calibrated with flip_tta=%s but runs with flip_tta=%s",
                         self.calibration.meta.get("flip_tta"), s.flip_tta)
@@ -130,10 +141,11 @@ class Engine:
         the kiosk does not wait for lazy initialisation and the service's memory when ready is the memory it keeps."""
         grey = np.full((160, 160, 3), 128, np.uint8)
         photo = decode_image(cv2.imencode(".jpg", grey)[1].tobytes(), self.settings.max_pixels)
-        self.detector.detect(photo)  # P-Net only: a grey photo has no candidates
-        # R-Net and O-Net run in fixed-size chunks (edgefx.backend.FIXED_BATCH): one call each makes their buffers.
-        for net, size in ((self.detector.rnet, RNET_SIZE), (self.detector.onet, ONET_SIZE)):
-            net.run({net.input_names[0]: np.zeros((1, 3, size, size), np.float32)})
+        self.detector.detect(photo)  # MTCNN: P-Net only, a grey photo has no candidates
+        if isinstance(self.detector, MTCNN):
+            # R-Net and O-Net run in fixed-size chunks (edgefx.backend.FIXED_BATCH): one call each makes their buffers.
+            for net, size in ((self.detector.rnet, RNET_SIZE), (self.detector.onet, ONET_SIZE)):
+                net.run({net.input_names[0]: np.zeros((1, 3, size, size), np.float32)})
         crop, _ = align(photo, template() + (np.array(photo.shape[1::-1]) - TEMPLATE_SIZE) / 2)  # a central "face"
         self.recognizer.embed(np.stack([crop, crop]))
 
@@ -202,9 +214,11 @@ class Engine:
         return sum(bool(m.release_memory()) for m in models if hasattr(m, "release_memory"))
 
     def model_info(self) -> dict[str, str]:
-        return {"detector": "mtcnn", "recognizer": "sface", "precision": self.settings.precision,
-                "detector_precision": self.settings.detector_precision,
-                "backend": self.backend_name, "detector_backend": self.detector.pnet.backend, "device": self.device,
+        yunet = isinstance(self.detector, YuNet)
+        return {"detector": self.settings.detector, "recognizer": "sface", "precision": self.settings.precision,
+                "detector_precision": "fp32" if yunet else self.settings.detector_precision, "backend": self.backend_name,
+                "detector_backend": self.detector.net.backend if yunet else self.detector.pnet.backend,
+                "device": self.device,
                 "flip_tta": str(self.recognizer.flip_tta).lower()}
 
     # -- questions ----------------------------------------------------------------------------

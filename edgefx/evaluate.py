@@ -180,7 +180,7 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     detector, recognizer, backend = load_face_models(settings)
     threshold = None
     try:
-        threshold = load_calibration(settings.models_dir, "sface", settings.precision).threshold
+        threshold = load_calibration(settings.models_dir, "sface", settings.precision, settings.detector).threshold
     except Exception:
         pass
     report, curves = evaluate_lfw(Path(args.root), Path(args.pairs), detector, recognizer, threshold,

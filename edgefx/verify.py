@@ -99,12 +99,14 @@ def best_accuracy_threshold(genuine: np.ndarray, impostor: np.ndarray) -> float:
     return float(cuts[best[np.argmax(gaps[best])]])
 
 
-def calibration_path(models_dir: Path, model: str, precision: str) -> Path:
-    return Path(models_dir) / "calibration" / f"{model}-{precision}.json"
+def calibration_path(models_dir: Path, model: str, precision: str, detector: str = "mtcnn") -> Path:
+    """The landmarks shape the scores, so each detector has its own file (MTCNN's keeps the plain name)."""
+    suffix = "" if detector == "mtcnn" else f"-{detector}"
+    return Path(models_dir) / "calibration" / f"{model}-{precision}{suffix}.json"
 
 
-def load_calibration(models_dir: Path, model: str, precision: str) -> Calibration:
-    path = calibration_path(models_dir, model, precision)
+def load_calibration(models_dir: Path, model: str, precision: str, detector: str = "mtcnn") -> Calibration:
+    path = calibration_path(models_dir, model, precision, detector)
     if not path.is_file():
         raise ModelMissing(f"no calibration for {model}/{precision} at {path}; {BUILD_HINT} with LFW present")
     return Calibration.from_dict(json.loads(path.read_text()))

