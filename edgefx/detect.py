@@ -371,24 +371,22 @@ class _TimedNet:
 
 
 def run_detect_command(args) -> int:  # type: ignore[no-untyped-def]
+    import dataclasses
     import json
 
-    from edgefx.backend import load_model
+    from edgefx.engine import load_detector
     from edgefx.cli import settings_from
     from edgefx.image import read_image
 
     s = settings_from(args, min_face_size=args.min_face_size)
-    common = dict(backend=s.backend, device=s.device, threads=s.threads, models_dir=s.models_dir,
-                  verify_hashes=s.verify_hashes)
-    detector: MTCNN | YuNet
-    if s.detector == "yunet":
-        from edgefx.yunet import YuNet
+    nets: list[_TimedNet] = []
 
-        nets = [_TimedNet(load_model("yunet", "fp32", **common))]  # type: ignore[arg-type]
-        detector = YuNet(nets[0])
-    else:
-        nets = [_TimedNet(load_model(n, s.precision, **common)) for n in ("pnet", "rnet", "onet")]  # type: ignore[arg-type]
-        detector = MTCNN(*nets, min_face_size=s.min_face_size, min_face_fraction=s.min_face_fraction)
+    def timed(net: Net) -> _TimedNet:
+        nets.append(_TimedNet(net))
+        return nets[-1]
+
+    # Here --precision is the detector's: this command has no recognizer.
+    detector = load_detector(dataclasses.replace(s, detector_precision=s.precision), threads=s.threads, wrap=timed)
     results = []
     for path in args.images:
         rgb = read_image(path, s.max_pixels)

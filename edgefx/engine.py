@@ -7,17 +7,17 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
 
 from edgefx.align import TEMPLATE_SIZE, align, template
-from edgefx.backend import load_model
+from edgefx.backend import Model, load_model
 from edgefx.config import Settings
 from edgefx.detect import MTCNN, ONET_SIZE, RNET_SIZE, Face, select_face
 from edgefx.embed import SFace
-from edgefx.errors import NoFaceDetected
+from edgefx.errors import ModelError, NoFaceDetected
 from edgefx.image import decode_image
 from edgefx.manifest import Manifest
 from edgefx.verify import Calibration, cosine, load_calibration
@@ -90,24 +90,25 @@ class VerifyResult:
 DETECTORS = ("mtcnn", "yunet")
 
 
+def load_detector(s: Settings, threads: int | None = 1, wrap: Callable[[Model], Any] = lambda net: net) -> MTCNN | YuNet:
+    """The configured face detector. One thread per net by default: MTCNN's tensors are too small for a second thread
+    to help (11.2 vs 11.0 ms per 250x250 photo, `edgefx bench backends`); the Engine detects the two photos of a pair
+    in parallel instead. `wrap` sees each net as it loads (`edgefx detect --repeat` times them)."""
+    if s.detector not in DETECTORS:
+        raise ModelError(f"unknown detector {s.detector!r}; choose one of {', '.join(DETECTORS)}")
+    common: dict[str, Any] = dict(backend=s.backend, device=s.device, threads=threads, models_dir=s.models_dir,
+                                  verify_hashes=s.verify_hashes)
+    if s.detector == "yunet":
+        return YuNet(wrap(load_model("yunet", "fp32", **common)))
+    nets = [wrap(load_model(name, s.detector_precision, **common)) for name in ("pnet", "rnet", "onet")]
+    return MTCNN(*nets, min_face_size=s.min_face_size, min_face_fraction=s.min_face_fraction)
+
+
 def load_face_models(s: Settings) -> tuple[MTCNN | YuNet, SFace, str]:
     """The face detector and the SFace recognizer on the configured backend (and the recognizer backend's name)."""
-    if s.detector not in DETECTORS:
-        raise ValueError(f"unknown detector {s.detector!r}; choose one of {', '.join(DETECTORS)}")
-    common: dict[str, Any] = dict(backend=s.backend, device=s.device, threads=s.threads, models_dir=s.models_dir,
-                                  verify_hashes=s.verify_hashes)
-    # One thread per detector net: MTCNN's tensors are too small for a second thread to help (11.2 vs 11.0 ms per
-    # 250x250 photo, `edgefx bench backends`); the Engine detects the two photos of a pair in parallel instead.
-    one_thread = {**common, "threads": 1}
-    detector: MTCNN | YuNet
-    if s.detector == "yunet":
-        detector = YuNet(load_model("yunet", "fp32", **one_thread))
-    else:
-        p = s.detector_precision
-        detector = MTCNN(load_model("pnet", p, **one_thread), load_model("rnet", p, **one_thread),
-                         load_model("onet", p, **one_thread),
-                         min_face_size=s.min_face_size, min_face_fraction=s.min_face_fraction)
-    sface = load_model("sface", s.precision, **common)
+    detector = load_detector(s)
+    sface = load_model("sface", s.precision, backend=s.backend, device=s.device, threads=s.threads,
+                       models_dir=s.models_dir, verify_hashes=s.verify_hashes)
     return detector, SFace(sface, flip_tta=s.flip_tta), sface.backend
 
 

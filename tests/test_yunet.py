@@ -82,6 +82,7 @@ def test_engine_verifies_with_yunet(matched_pair_bytes, mismatched_pair_bytes) -
 
 def test_unknown_detector_is_refused() -> None:
     from edgefx.engine import load_face_models
+    from edgefx.errors import ModelError
 
-    with pytest.raises(ValueError, match="unknown detector"):
+    with pytest.raises(ModelError, match="unknown detector"):
         load_face_models(Settings.from_env(detector="haar"))
