@@ -86,6 +86,17 @@ class MTCNN:
         self.pad = pad
         self.normalize = normalize
 
+    @property
+    def backend(self) -> str:
+        return str(getattr(self.pnet, "backend", "?"))
+
+    def warm_up(self, photo: np.ndarray) -> None:
+        """Every net once at load, so that the first detection does not pay for lazy initialisation."""
+        self.detect(photo)  # P-Net; a featureless photo gives R-Net nothing
+        # R-Net and O-Net run in fixed-size chunks (edgefx.backend.FIXED_BATCH): one call each makes their buffers.
+        for net, size in ((self.rnet, RNET_SIZE), (self.onet, ONET_SIZE)):
+            net.run({net.input_names[0]: np.zeros((1, 3, size, size), np.float32)})
+
     def min_face(self, height: int, width: int) -> float:
         """The smallest face searched in a height x width photo, in pixels."""
         return max(self.min_face_size, self.min_face_fraction * min(height, width))

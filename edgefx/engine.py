@@ -15,7 +15,7 @@ import numpy as np
 from edgefx.align import TEMPLATE_SIZE, align, template
 from edgefx.backend import Model, load_model
 from edgefx.config import Settings
-from edgefx.detect import MTCNN, ONET_SIZE, RNET_SIZE, Face, select_face
+from edgefx.detect import MTCNN, Face, select_face
 from edgefx.embed import SFace
 from edgefx.errors import ModelError, NoFaceDetected
 from edgefx.image import decode_image
@@ -142,11 +142,7 @@ class Engine:
         the kiosk does not wait for lazy initialisation and the service's memory when ready is the memory it keeps."""
         grey = np.full((160, 160, 3), 128, np.uint8)
         photo = decode_image(cv2.imencode(".jpg", grey)[1].tobytes(), self.settings.max_pixels)
-        self.detector.detect(photo)  # MTCNN: P-Net only, a grey photo has no candidates
-        if isinstance(self.detector, MTCNN):
-            # R-Net and O-Net run in fixed-size chunks (edgefx.backend.FIXED_BATCH): one call each makes their buffers.
-            for net, size in ((self.detector.rnet, RNET_SIZE), (self.detector.onet, ONET_SIZE)):
-                net.run({net.input_names[0]: np.zeros((1, 3, size, size), np.float32)})
+        self.detector.warm_up(photo)
         crop, _ = align(photo, template() + (np.array(photo.shape[1::-1]) - TEMPLATE_SIZE) / 2)  # a central "face"
         self.recognizer.embed(np.stack([crop, crop]))
 
@@ -215,11 +211,10 @@ class Engine:
         return sum(bool(m.release_memory()) for m in models if hasattr(m, "release_memory"))
 
     def model_info(self) -> dict[str, str]:
-        yunet = isinstance(self.detector, YuNet)
+        yunet = isinstance(self.detector, YuNet)  # YuNet is built in fp32 only
         return {"detector": self.settings.detector, "recognizer": "sface", "precision": self.settings.precision,
                 "detector_precision": "fp32" if yunet else self.settings.detector_precision, "backend": self.backend_name,
-                "detector_backend": self.detector.net.backend if yunet else self.detector.pnet.backend,
-                "device": self.device,
+                "detector_backend": self.detector.backend, "device": self.device,
                 "flip_tta": str(self.recognizer.flip_tta).lower()}
 
     # -- questions ----------------------------------------------------------------------------

