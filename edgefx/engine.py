@@ -6,111 +6,24 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 
-from edgefx.align import TEMPLATE_SIZE, align, template
-from edgefx.backend import Model, load_model
-from edgefx.config import Settings
-from edgefx.detect import MTCNN, Face, select_face
-from edgefx.embed import SFace
-from edgefx.errors import ModelError, NoFaceDetected
-from edgefx.image import decode_image
-from edgefx.manifest import Manifest
-from edgefx.verify import Calibration, cosine, load_calibration
-from edgefx.yunet import YuNet
+from edgefx.explain.result import explain_result
+from edgefx.faces.align import TEMPLATE_SIZE, align, template
+from edgefx.faces.decision import Calibration, cosine, load_calibration
+from edgefx.faces.detection import select_face
+from edgefx.faces.loading import load_face_models
+from edgefx.faces.result import ImageInput, PreparedFace, VerifyResult
+from edgefx.faces.yunet import YuNet
+from edgefx.runtime.config import Settings
+from edgefx.runtime.errors import NoFaceDetected
+from edgefx.runtime.image import decode_image
+from edgefx.runtime.manifest import Manifest
 
 log = logging.getLogger(__name__)
-
-ImageInput = bytes | bytearray | memoryview | np.ndarray
-
-
-@dataclass
-class PreparedFace:
-    """One photo after decode, detection and alignment."""
-
-    label: str
-    photo: np.ndarray  # RGB uint8 HxWx3
-    face: Face
-    others: list[Face]
-    crop: np.ndarray  # aligned RGB uint8 112x112x3
-    matrix: np.ndarray  # 2x3 photo -> crop
-
-    def report(self) -> dict[str, Any]:
-        box = [round(float(v), 1) for v in self.face.box]
-        return {
-            "image": self.label,
-            "box": box,
-            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in self.face.landmarks],
-            "score": round(float(self.face.score), 4),
-            "size_px": round(float(max(box[2] - box[0], box[3] - box[1])), 1),
-            "image_size": [int(self.photo.shape[1]), int(self.photo.shape[0])],
-            "other_faces": len(self.others),
-            "other_boxes": [[round(float(v), 1) for v in f.box] for f in self.others],
-        }
-
-
-@dataclass
-class VerifyResult:
-    """A verification: the decision, the two faces, timings, and (when asked) the explanation."""
-
-    match: bool
-    score: float
-    threshold: float
-    confidence: float
-    pic_genuine: float
-    faces: tuple[PreparedFace, PreparedFace]
-    timings_ms: dict[str, float]
-    model: dict[str, str]
-    explanation: Any = None  # edgefx.explain.Explanation when explained
-    embeddings: tuple[np.ndarray, np.ndarray] | None = None  # kept in memory only, never serialised
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "match": self.match,
-            "score": round(self.score, 6),
-            "threshold": round(self.threshold, 6),
-            "confidence": round(self.confidence, 6),
-            "pic_genuine": round(self.pic_genuine, 6),
-            "decision": "match" if self.match else "no match",
-            "faces": [f.report() for f in self.faces],
-            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
-            "model": dict(self.model),
-        }
-        if self.explanation is not None:
-            out["explanation"] = self.explanation.to_dict()
-        out.update(self.extra)
-        return out
-
-
-DETECTORS = ("mtcnn", "yunet")
-
-
-def load_detector(s: Settings, threads: int | None = 1, wrap: Callable[[Model], Any] = lambda net: net) -> MTCNN | YuNet:
-    """The configured face detector. One thread per net by default: MTCNN's tensors are too small for a second thread
-    to help (11.2 vs 11.0 ms per 250x250 photo, `edgefx bench backends`); the Engine detects the two photos of a pair
-    in parallel instead. `wrap` sees each net as it loads (`edgefx detect --repeat` times them)."""
-    if s.detector not in DETECTORS:
-        raise ModelError(f"unknown detector {s.detector!r}; choose one of {', '.join(DETECTORS)}")
-    common: dict[str, Any] = dict(backend=s.backend, device=s.device, threads=threads, models_dir=s.models_dir,
-                                  verify_hashes=s.verify_hashes)
-    if s.detector == "yunet":
-        return YuNet(wrap(load_model("yunet", "fp32", **common)))
-    nets = [wrap(load_model(name, s.detector_precision, **common)) for name in ("pnet", "rnet", "onet")]
-    return MTCNN(*nets, min_face_size=s.min_face_size, min_face_fraction=s.min_face_fraction)
-
-
-def load_face_models(s: Settings) -> tuple[MTCNN | YuNet, SFace, str]:
-    """The face detector and the SFace recognizer on the configured backend (and the recognizer backend's name)."""
-    detector = load_detector(s)
-    sface = load_model("sface", s.precision, backend=s.backend, device=s.device, threads=s.threads,
-                       models_dir=s.models_dir, verify_hashes=s.verify_hashes)
-    return detector, SFace(sface, flip_tta=s.flip_tta), sface.backend
-
 
 class Engine:
     """Loads the detector, recognizer, calibration (and, lazily or eagerly, the QA models) once; thread-safe."""
@@ -127,7 +40,7 @@ class Engine:
                         self.calibration.meta.get("flip_tta"), s.flip_tta)
         self.qa = None
         if load_qa:
-            from edgefx.qa import QuestionAnswerer
+            from edgefx.qa.answerer import QuestionAnswerer
 
             self.qa = QuestionAnswerer.load(s)
         # Photo B is decoded, detected and aligned on this thread while the caller does photo A.
@@ -196,10 +109,8 @@ class Engine:
         result = VerifyResult(match, score, self.calibration.threshold, confidence, pic, (face_a, face_b), timings,
                               self.model_info(), embeddings=(emb[0], emb[1]))
         if explain:
-            from edgefx.explain import explain_result
-
             t3 = time.perf_counter()
-            result.explanation = explain_result(self, result, methods)
+            result.explanation = explain_result(result, self.recognizer.embed, self.calibration.threshold, methods)
             result.timings_ms["explain"] = (time.perf_counter() - t3) * 1e3
         return result
 
@@ -221,7 +132,7 @@ class Engine:
     def ask(self, context: list[str], question: str):  # type: ignore[no-untyped-def]
         """Answer a question about one result's context document."""
         if self.qa is None:
-            from edgefx.qa import QuestionAnswerer
+            from edgefx.qa.answerer import QuestionAnswerer
 
             self.qa = QuestionAnswerer.load(self.settings)
         return self.qa.answer(context, question)

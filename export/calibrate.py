@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 
-from edgefx.config import Settings, default_lfw_dir
-from edgefx.engine import load_face_models
-from edgefx.evaluate import embed_images, pair_scores
-from edgefx.lfw import accuracy_at, lfw_image_root, read_pairs
-from edgefx.verify import Calibration, calibration_path
+from edgefx.runtime.config import Settings, default_lfw_dir
+from edgefx.faces.loading import load_face_models
+from edgefx.evaluation.lfw_eval import embed_images, pair_scores
+from edgefx.evaluation.lfw import accuracy_at, lfw_image_root, read_pairs
+from edgefx.faces.decision import Calibration, calibration_path
 from export.manifest import MODELS_DIR, model_entries, read_manifest, update_calibration
 from export.sources import sha256_file
 

@@ -55,7 +55,7 @@ RECIPE = {
     "epochs": 1,
 }
 # Stage 2 continues from stage 1 on a fresh corpus (new seed) at a lower rate; each stage is cached on its own.
-# Stage 3 teaches the per-sentence reading that edgefx.qa does: one sentence, answer or no-answer.
+# Stage 3 teaches the per-sentence reading that edgefx.qa.answerer does: one sentence, answer or no-answer.
 STAGES = [RECIPE, {**RECIPE, "seed": 20240918, "lr": 1e-4, "n_contexts": 180},
           {**RECIPE, "seed": 20240919, "lr": 1e-4, "mode": "single", "n_contexts": 110, "max_len": 96}]
 # The sentence model (retrieval) is all-MiniLM-L6-v2 fine-tuned contrastively on (question, gold sentence) pairs of
@@ -88,14 +88,14 @@ def _corpus_digest(recipe: dict[str, Any]) -> Any:
     """A sha256 started with `recipe` and the code that generates the training corpus (corpus and context)."""
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
     root = Path(__file__).resolve().parent.parent
-    for code in (root / "export" / "qa_corpus.py", root / "edgefx" / "context.py"):
+    for code in (root / "export" / "qa_corpus.py", root / "edgefx" / "qa" / "context.py"):
         digest.update(code.read_bytes())
     return digest
 
 
 def recipe_hash(stage: int = len(STAGES) - 1) -> str:
     """Hash of everything the weights after `stage` depend on: recipes, corpus and context code, encoding, source."""
-    from edgefx.qa import ENCODING_VERSION
+    from edgefx.qa.answerer import ENCODING_VERSION
 
     digest = _corpus_digest(STAGES[0])
     digest.update(f"{ENCODING_VERSION}:{MINILM.files[WEIGHTS]}".encode())
@@ -106,7 +106,7 @@ def recipe_hash(stage: int = len(STAGES) - 1) -> str:
 
 def retriever_hash() -> str:
     """Hash of everything the trained sentence model depends on: recipe, corpus and context code, retrieval text."""
-    from edgefx.qa import retrieval_signature
+    from edgefx.qa.retrieval import retrieval_signature
 
     digest = _corpus_digest(RETRIEVER_RECIPE)
     digest.update(f"{retrieval_signature()}:{MINILM.files[WEIGHTS]}".encode())
@@ -119,8 +119,8 @@ def build_hash() -> str:
 
 
 def encode_examples(tokenizer: Any, examples: list, max_len: int, max_q: int) -> dict[str, np.ndarray]:
-    """Tokenise (question, joined sub-context) pairs exactly as edgefx.qa does, with start/end token labels."""
-    from edgefx.qa import encode_pair, join_context
+    """Tokenise (question, joined sub-context) pairs exactly as edgefx.qa.answerer does, with start/end token labels."""
+    from edgefx.qa.answerer import encode_pair, join_context
 
     rows = {k: [] for k in ("input_ids", "attention_mask", "token_type_ids", "start", "end")}
     for ex in examples:
@@ -159,7 +159,7 @@ def train(out_dir: Path, threads: int, recipe: dict[str, Any], max_minutes: floa
     import torch
     from transformers import BertForQuestionAnswering
 
-    from edgefx.qa import load_tokenizer
+    from edgefx.qa.answerer import load_tokenizer
     from export.qa_corpus import generate, generate_single
 
     torch.set_num_threads(threads)
@@ -256,7 +256,8 @@ def train_retriever(out_dir: Path, threads: int, recipe: dict[str, Any], max_min
     import torch
     from transformers import BertModel
 
-    from edgefx.qa import load_tokenizer, retrieval_key
+    from edgefx.qa.answerer import load_tokenizer
+    from edgefx.qa.retrieval import retrieval_key
     from export.qa_corpus import generate_retrieval
 
     torch.set_num_threads(threads)
@@ -277,7 +278,7 @@ def train_retriever(out_dir: Path, threads: int, recipe: dict[str, Any], max_min
     encoder = _SentenceEncoder.build(model).train()  # the very pooling the exported graph does
 
     def embed(texts: list[str]) -> Any:
-        encs = tokenizer.encode_batch(texts)  # [CLS] ... [SEP], as edgefx.qa.QuestionAnswerer.embed
+        encs = tokenizer.encode_batch(texts)  # [CLS] ... [SEP], as edgefx.qa.answerer.QuestionAnswerer.embed
         length = max(len(e.ids) for e in encs)
         ids = torch.zeros((len(encs), length), dtype=torch.int64)
         mask = torch.zeros_like(ids)
@@ -428,7 +429,7 @@ def _parity(reference: Path, other: Path, feeds: dict[str, np.ndarray]) -> float
 
 
 def _sample_feeds() -> dict[str, np.ndarray]:
-    from edgefx.qa import encode_pair, load_tokenizer
+    from edgefx.qa.answerer import encode_pair, load_tokenizer
 
     tokenizer = load_tokenizer(source_file(MINILM, TOKENIZER))
     enc = encode_pair(tokenizer, "What is the score?", "The similarity score between the two faces is 0.512.",
@@ -466,8 +467,8 @@ def up_to_date() -> bool:
 
 def calibrate_thresholds(threads: int) -> None:
     """Refusal threshold per precision from the dev calibration split -> models/calibration/qa-<precision>.json."""
-    from edgefx.qa import QuestionAnswerer
-    from edgefx.qa_eval import DEV_RESULTS, calibrate
+    from edgefx.qa.answerer import QuestionAnswerer
+    from edgefx.evaluation.qa_eval import DEV_RESULTS, calibrate
 
     if not DEV_RESULTS.is_file():
         log.warning("no %s: QA refusal thresholds not calibrated", DEV_RESULTS)

@@ -6,7 +6,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from edgefx.context import Fact, build_facts
+from edgefx.qa.context import Fact, build_facts
 
 REGIONS = ["forehead", "left_eyebrow", "right_eyebrow", "left_eye", "right_eye", "nose", "left_cheek",
            "right_cheek", "mouth", "chin"]

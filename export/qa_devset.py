@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgefx.context import build_facts
-from edgefx.lfw import read_pairs
+from edgefx.qa.context import build_facts
+from edgefx.evaluation.lfw import read_pairs
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def strip(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_results() -> dict[str, Any]:
-    from edgefx.config import Settings
+    from edgefx.runtime.config import Settings
     from edgefx.engine import Engine
 
     root = lfw_dir()

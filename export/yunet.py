@@ -58,7 +58,7 @@ def io_spec() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 def parity_inputs(photos: list[np.ndarray]) -> list[np.ndarray]:
     """RGB photos as the runtime feeds them to YuNet."""
-    from edgefx.yunet import input_blob
+    from edgefx.faces.yunet import input_blob
 
     return [input_blob(rgb) for rgb in photos]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edgefx.config import Settings, default_lfw_dir
-from edgefx.lfw import lfw_image_root, read_pairs
+from edgefx.runtime.config import Settings, default_lfw_dir
+from edgefx.evaluation.lfw import lfw_image_root, read_pairs
 
 
 @pytest.fixture(scope="session")

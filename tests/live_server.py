@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from edgefx.config import Settings, default_lfw_dir
-from edgefx.lfw import lfw_image_root, read_pairs
+from edgefx.runtime.config import Settings, default_lfw_dir
+from edgefx.evaluation.lfw import lfw_image_root, read_pairs
 
 
 @contextlib.contextmanager
@@ -62,7 +62,7 @@ def require_lfw() -> None:
 
 def real_engine(**overrides: Any) -> Any:
     """The real Engine on the built models, or a skip that says what is missing."""
-    from edgefx.errors import ModelError
+    from edgefx.runtime.errors import ModelError
 
     try:
         from edgefx.engine import Engine

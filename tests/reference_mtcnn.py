@@ -164,8 +164,8 @@ def detector_nets(threads: int = 2, backend: str = "onnxruntime") -> tuple:
     The fallback keeps the detector tests meaningful on a checkout whose models are not built yet
     (it needs torch, like the reference itself); it uses the same exporter as `python -m export`.
     """
-    from edgefx.backend import OnnxRuntimeModel, load_model
-    from edgefx.errors import ModelMissing
+    from edgefx.runtime.backend import OnnxRuntimeModel, load_model
+    from edgefx.runtime.errors import ModelMissing
 
     try:
         return tuple(load_model(n, "fp32", backend=backend, threads=threads) for n in ("pnet", "rnet", "onet"))

@@ -1,4 +1,4 @@
-"""Plain reference for edgefx.saliency: one forward pass per masked image, Python loops, full greedy.
+"""Plain reference for edgefx.explain.saliency: one forward pass per masked image, Python loops, full greedy.
 
 Used only by the tests and `edgefx bench explain` to prove the vectorised maps are the same maps and
 to measure the speed-up. It shares the definitions (windows, fill, map from credits) with the fast
@@ -11,14 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edgefx.saliency import (
-    composite,
-    default_sigma,
-    gaussian_windows,
-    neutral_fill,
-    normalize,
-    windows_to_map,
-)
+from edgefx.explain.windows import composite, default_sigma, gaussian_windows, neutral_fill, normalize, windows_to_map
 
 Embed = Callable[[np.ndarray], np.ndarray]
 

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edgefx.align import (ARCFACE_TEMPLATE, align, invert, similarity_transform, template, transform_points,
+from edgefx.faces.align import (ARCFACE_TEMPLATE, align, invert, similarity_transform, template, transform_points,
                           warp_to_photo)
-from edgefx.errors import InvalidImage
+from edgefx.runtime.errors import InvalidImage
 
 
 def _similarity(scale: float, angle_deg: float, tx: float, ty: float) -> np.ndarray:
@@ -108,7 +108,8 @@ def test_aligned_lfw_faces_fit_the_template(lfw_images: Path, devtest_pairs) -> 
     pytest.importorskip("onnxruntime")
     from reference_mtcnn import detector_nets
 
-    from edgefx.detect import MTCNN, select_face
+    from edgefx.faces.detection import select_face
+    from edgefx.faces.mtcnn import MTCNN
 
     try:
         detector = MTCNN(*detector_nets(threads=2))

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefx.backend import load_model, resolve_backend
-from edgefx.config import default_models_dir
-from edgefx.errors import ModelHashMismatch, ModelMissing
-from edgefx.manifest import Manifest
+from edgefx.runtime.backend import load_model, resolve_backend
+from edgefx.runtime.config import default_models_dir
+from edgefx.runtime.errors import ModelHashMismatch, ModelMissing
+from edgefx.runtime.manifest import Manifest
 
 
 @pytest.fixture()

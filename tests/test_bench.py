@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgefx.bench import VERIFY_CONFIGS, YUNET_CONFIGS, bench_verify, yunet_path
+from edgefx.evaluation.bench import VERIFY_CONFIGS, YUNET_CONFIGS, bench_verify, yunet_path
 
 
 def test_bench_verify_interleaves_every_pipeline_with_the_peer(lfw_dir: Path) -> None:
@@ -31,10 +31,10 @@ def test_bench_verify_interleaves_every_pipeline_with_the_peer(lfw_dir: Path) ->
 def test_bench_reports_say_how_loaded_the_machine_was(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     import json
 
-    from edgefx.bench import _run
+    from edgefx.cli.bench import reporting
 
     out = tmp_path / "report.json"
-    handler = _run(lambda args: {"benchmark": "stub", "results": []})
+    handler = reporting(lambda args: {"benchmark": "stub", "results": []})
     assert handler(argparse.Namespace(json=True, out=str(out))) == 0
     load = json.loads(out.read_text())["load_average_1min"]
     assert set(load) == {"start", "end"} and all(v >= 0 for v in load.values())

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from edgefx.config import Settings
-from edgefx.server import create_app
+from edgefx.runtime.config import Settings
+from edgefx.service.app import create_app
 from live_server import lfw_pairs, real_engine, require_lfw, serving
 
 CHROMIUM = "/usr/bin/chromium"

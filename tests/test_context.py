@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edgefx.context import build_context, build_facts
+from edgefx.qa.context import build_context, build_facts
 from export.qa_corpus import random_result
 
 REAL_RESULTS = Path(__file__).parent / "data" / "qa_dev_results.json"

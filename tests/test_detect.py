@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edgefx.detect import MTCNN, Face, _area_resize_boxes, _area_resize_full, _integral_image, nms, select_face
-from edgefx.errors import InvalidImage, NoFaceDetected
+from edgefx.faces.detection import Face, select_face
+from edgefx.faces.mtcnn import MTCNN, _area_resize_boxes, _area_resize_full, _integral_image, nms
+from edgefx.runtime.errors import InvalidImage, NoFaceDetected
 
 AGREEMENT_IMAGES = 200
 
@@ -286,11 +287,11 @@ def test_detect_command_prints_faces_and_latency(devtest_images, capsys) -> None
     import argparse
     import json
 
-    from edgefx.detect import add_parser
-    from edgefx.errors import ModelMissing
+    from edgefx.cli.detect import register
+    from edgefx.runtime.errors import ModelMissing
 
     parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers())
+    register(parser.add_subparsers())
     args = parser.parse_args(["detect", str(devtest_images[0]), "--json", "--repeat", "3",
                               "--backend", "onnxruntime", "--threads", "2"])
     try:

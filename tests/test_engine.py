@@ -13,7 +13,7 @@ import pytest
 
 from imagegen import exif_orientation_jpeg
 
-from edgefx.errors import ImageTooSmall, InvalidImage, NoFaceDetected, UnsupportedFormat
+from edgefx.runtime.errors import ImageTooSmall, InvalidImage, NoFaceDetected, UnsupportedFormat
 
 
 def test_matched_pair_matches(engine, matched_pair_bytes) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgefx.evaluate import evaluate_lfw
+from edgefx.evaluation.lfw_eval import evaluate_lfw
 
 
 def _pairs_file(path: Path, header: str, matched: list[str], mismatched: list[str]) -> Path:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgefx.explain_eval import auc, bench_explain_pairs, faithfulness
-from edgefx.saliency import METHODS
+from edgefx.evaluation.saliency_eval import auc, bench_explain_pairs, faithfulness
+from edgefx.explain.saliency import METHODS
 from tests.test_saliency import ToyEmbedder, _toy_pair
 
 

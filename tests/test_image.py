@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgefx.errors import ImageTooLarge, ImageTooSmall, InvalidImage, UnsupportedFormat
-from edgefx.image import decode_image, header_size, sniff_format
+from edgefx.runtime.errors import ImageTooLarge, ImageTooSmall, InvalidImage, UnsupportedFormat
+from edgefx.runtime.image import decode_image, header_size, sniff_format
 from imagegen import exif_orientation_jpeg
 
 

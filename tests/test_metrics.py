@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgefx.lfw import auc, eer, fnmr_at_fmr, read_pairs, ten_fold_accuracy
-from edgefx.verify import Calibration, best_accuracy_threshold
+from edgefx.evaluation.lfw import auc, eer, fnmr_at_fmr, read_pairs, ten_fold_accuracy
+from edgefx.faces.decision import Calibration, best_accuracy_threshold
 
 
 def test_read_view1_and_view2(tmp_path: Path) -> None:

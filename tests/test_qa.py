@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from edgefx.context import build_context, build_facts
-from edgefx.errors import InvalidQuestion
-from edgefx.qa import MAX_QUESTION_CHARS, REFUSAL, validate_question
-from edgefx.qa_eval import correct_fact
+from edgefx.qa.context import build_context, build_facts
+from edgefx.runtime.errors import InvalidQuestion
+from edgefx.qa.answerer import MAX_QUESTION_CHARS, REFUSAL, validate_question
+from edgefx.evaluation.qa_eval import correct_fact
 
 RESULTS = Path(__file__).parent / "data" / "qa_dev_results.json"
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -18,7 +18,7 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 
 def _have_models() -> bool:
     try:
-        from edgefx.manifest import Manifest
+        from edgefx.runtime.manifest import Manifest
 
         manifest = Manifest(MODELS)
         return all(manifest.has(name, "int8", "onnx") for name in ("qa", "sentence"))
@@ -31,7 +31,7 @@ needs_models = pytest.mark.skipif(not _have_models(), reason="QA models not buil
 
 @pytest.fixture(scope="module")
 def qa():  # type: ignore[no-untyped-def]
-    from edgefx.qa import QuestionAnswerer
+    from edgefx.qa.answerer import QuestionAnswerer
 
     return QuestionAnswerer(precision="int8", backend="onnxruntime", threads=2, models_dir=MODELS)
 

@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from edgefx.context import build_facts
-from edgefx.qa import focus_scores, retrieval_key, retrieval_text, sentence_hint
+from edgefx.qa.context import build_facts
+from edgefx.qa.retrieval import focus_scores, retrieval_key, retrieval_text, sentence_hint
 from export.qa_corpus import generate_retrieval, random_result
 
 
@@ -66,7 +66,7 @@ def test_retrieval_corpus_pairs_questions_with_their_gold_sentence() -> None:
 
 def _synthetic_readings(n: int = 200, contexts: int = 4) -> tuple[list, list]:  # type: ignore[type-arg]
     """Half right (relevant, confident, clear winner), half wrong; spread over `contexts` contexts."""
-    from edgefx.qa_eval import DevQuestion
+    from edgefx.evaluation.qa_eval import DevQuestion
 
     rng = np.random.default_rng(0)
     rows, predictions = [], []
@@ -82,7 +82,7 @@ def _synthetic_readings(n: int = 200, contexts: int = 4) -> tuple[list, list]:  
 
 def test_confidence_fit_ranks_better_readings_higher() -> None:
     """The logistic fit learns that a more relevant, clearer reading is more often right."""
-    from edgefx.qa_eval import fit_confidence
+    from edgefx.evaluation.qa_eval import fit_confidence
 
     rows, predictions = _synthetic_readings()
     model = fit_confidence(rows, predictions)
@@ -92,7 +92,7 @@ def test_confidence_fit_ranks_better_readings_higher() -> None:
 
 
 def test_leave_one_context_out_scores_every_question_once() -> None:
-    from edgefx.qa_eval import leave_one_context_out
+    from edgefx.evaluation.qa_eval import leave_one_context_out
 
     rows, predictions = _synthetic_readings()
     report = leave_one_context_out(rows, predictions)

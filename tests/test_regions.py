@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgefx.errors import InvalidRequest
-from edgefx.regions import (
+from edgefx.runtime.errors import InvalidRequest
+from edgefx.explain.regions import (
     REGIONS,
     TEMPLATE,
     agreement,

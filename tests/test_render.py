@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edgefx.align import align
-from edgefx.errors import InvalidRequest
-from edgefx.regions import TEMPLATE
-from edgefx.render import colorize, overlay_on_crop, overlay_on_photo, summary_figure, to_png_bytes
+from edgefx.faces.align import align
+from edgefx.runtime.errors import InvalidRequest
+from edgefx.explain.regions import TEMPLATE
+from edgefx.explain.render import colorize, overlay_on_crop, overlay_on_photo, summary_figure, to_png_bytes
 
 METHODS = ("single_removal", "greedy_removal", "single_aggregation", "greedy_aggregation", "average")
 

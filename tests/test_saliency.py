@@ -5,15 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgefx.errors import InvalidRequest
-from edgefx.regions import REGIONS, explainability_table, region_labels
-from edgefx.saliency import (
-    METHODS,
-    explain_pair,
-    gaussian_windows,
-    neutral_fill,
-    window_centers,
-)
+from edgefx.runtime.errors import InvalidRequest
+from edgefx.explain.regions import REGIONS, explainability_table, region_labels
+from edgefx.explain.saliency import METHODS, explain_pair
+from edgefx.explain.windows import gaussian_windows, neutral_fill, window_centers
 from tests.reference_saliency import reference_explain
 
 

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from edgefx.backend import FIXED_BATCH, FixedBatchModel, load_model
-from edgefx.server import trim_heap
+from edgefx.runtime.backend import FIXED_BATCH, FixedBatchModel, load_model
+from edgefx.service.memory import trim_heap
 
 
 class RecordingNet:
@@ -58,7 +58,7 @@ def test_fixed_batch_cascade_nets_match_one_big_batch(name: str, size: int) -> N
 
 
 def _arena_check(env: dict[str, str]) -> str:
-    code = "from edgefx.server import limit_malloc_arenas; print(limit_malloc_arenas())"
+    code = "from edgefx.service.memory import limit_malloc_arenas; print(limit_malloc_arenas())"
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           check=True).stdout.strip()
 
@@ -95,7 +95,7 @@ def test_openvino_buffers_of_a_large_batch_are_given_back() -> None:
 
 
 def test_openvino_release_waits_for_running_inference() -> None:
-    from edgefx.backend import OpenVinoModel
+    from edgefx.runtime.backend import OpenVinoModel
 
     class Compiled:
         released = 0

@@ -19,11 +19,13 @@ import httpx
 import numpy as np
 import pytest
 
-from edgefx.config import Settings
-from edgefx.errors import InvalidRequest, ModelMissing
-from edgefx.image import decode_image
-from edgefx.server import UnsafeBind, _uvicorn_server, check_bind, create_app, resolve_token, sd_notify
-from edgefx.store import ExplanationStore
+from edgefx.runtime.config import Settings
+from edgefx.runtime.errors import InvalidRequest, ModelMissing
+from edgefx.runtime.image import decode_image
+from edgefx.service.app import create_app
+from edgefx.service.process import sd_notify, uvicorn_server
+from edgefx.service.security import UnsafeBind, check_bind, resolve_token
+from edgefx.service.store import ExplanationStore
 from live_server import lfw_pairs, real_engine, require_lfw, serving
 
 TOKEN = "t0k3n-for-tests-0123456789"
@@ -32,7 +34,7 @@ METHODS = ["single_removal", "greedy_removal", "single_aggregation", "greedy_agg
 
 # ---------------------------------------------------------------------------------------------- a stand-in engine
 # Only for the paths that must not depend on the models (bad input, tokens, queueing). It decodes with the
-# real edgefx.image, so malformed images are refused by the same code as in production.
+# real edgefx.runtime.image, so malformed images are refused by the same code as in production.
 
 
 @dataclasses.dataclass
@@ -365,19 +367,16 @@ def test_bind_safety(tmp_path: Path) -> None:
         resolve_token(Settings(token_file=tmp_path / "missing"))
 
 
-def test_cli_refuses_public_bind_without_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    import argparse
-
-    from edgefx import server
+def test_cli_refuses_public_bind_without_token(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from edgefx.cli import main
 
     monkeypatch.delenv("EDGEFX_TOKEN", raising=False)
     monkeypatch.delenv("EDGEFX_TOKEN_FILE", raising=False)
-    parser = argparse.ArgumentParser()
-    server.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["serve", "--host", "0.0.0.0", "--port", "9"])
     loaded = []
-    monkeypatch.setattr("edgefx.server.create_app", lambda *a, **k: loaded.append(a))
-    assert args.handler(args) == 2
+    monkeypatch.setattr("edgefx.service.process.create_app", lambda *a, **k: loaded.append(a))
+    monkeypatch.setattr("edgefx.service.process.Engine", lambda *a, **k: loaded.append(a))
+    assert main(["serve", "--host", "0.0.0.0", "--port", "9"]) == 2
+    assert "error [unsafe_bind]" in capsys.readouterr().err
     assert not loaded
 
 
@@ -410,8 +409,8 @@ def test_full_queue_answers_503_with_retry_after() -> None:
 
 def test_pool_refuses_work_that_would_wait_too_long() -> None:
     """By count the queue has room, but by measured duration the jobs ahead would take longer than max_wait_s."""
-    from edgefx.errors import Busy
-    from edgefx.pool import InferencePool
+    from edgefx.runtime.errors import Busy
+    from edgefx.service.pool import InferencePool
 
     async def scenario() -> list[str]:
         pool = InferencePool(workers=1, queue_size=8, max_wait_s=1.0)
@@ -484,7 +483,7 @@ def test_service_notifies_ready_and_pings_watchdog(tmp_path: Path, monkeypatch: 
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         settings = Settings(port=port)
-        server = _uvicorn_server(create_app(FakeEngine(), settings, token=""), settings)
+        server = uvicorn_server(create_app(FakeEngine(), settings, token=""), settings)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         try:

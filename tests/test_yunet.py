@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edgefx.backend import load_model
-from edgefx.bench import yunet_path
-from edgefx.config import Settings
-from edgefx.errors import ModelMissing
-from edgefx.image import read_image
-from edgefx.yunet import YuNet
+from edgefx.runtime.backend import load_model
+from edgefx.evaluation.bench import yunet_path
+from edgefx.runtime.config import Settings
+from edgefx.runtime.errors import ModelMissing
+from edgefx.runtime.image import read_image
+from edgefx.faces.yunet import YuNet
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +81,8 @@ def test_engine_verifies_with_yunet(matched_pair_bytes, mismatched_pair_bytes) -
 
 
 def test_unknown_detector_is_refused() -> None:
-    from edgefx.engine import load_face_models
-    from edgefx.errors import ModelError
+    from edgefx.faces.loading import load_face_models
+    from edgefx.runtime.errors import ModelError
 
     with pytest.raises(ModelError, match="unknown detector"):
         load_face_models(Settings.from_env(detector="haar"))

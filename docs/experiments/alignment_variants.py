@@ -4,7 +4,7 @@ Evidence for issue 3's accuracy target, not part of the product. Every variant e
 product detects (same MTCNN, same selection), changed in one way: the mirror image, a template zoomed out or in,
 shifted up or down, or landmarks re-read by a second O-Net pass on the final box; "+ base" sums the unit embeddings
 with the default crop's. Each variant gets its own threshold, calibrated on DevTrain exactly as the product's
-(`edgefx.verify.best_accuracy_threshold`); DevTest is then scored at that threshold and, as an optimistic bound, at
+(`edgefx.faces.decision.best_accuracy_threshold`); DevTest is then scored at that threshold and, as an optimistic bound, at
 the best threshold for DevTest itself.
 
     .venv/bin/python docs/experiments/alignment_variants.py [--lfw DIR]     # ~5 min on 2 cores

@@ -1,0 +1,131 @@
+"""`edgefx eval lfw|saliency|qa`: accuracy, faithfulness and QA figures (the evaluation package behind a CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from edgefx.cli.options import add_engine_options, existing_dir, existing_file, positive_int, settings_from, write_text
+from edgefx.engine import Engine
+from edgefx.evaluation.lfw_eval import evaluate_lfw, plot_curves
+from edgefx.evaluation.qa_eval import DEV_QUESTIONS, DEV_RESULTS, evaluate
+from edgefx.evaluation.saliency_eval import faithfulness, lfw_crops
+from edgefx.explain.saliency import DEFAULT_FILL, DEFAULT_STEPS
+from edgefx.explain.windows import DEFAULT_GRID
+from edgefx.faces.decision import load_calibration
+from edgefx.faces.loading import load_face_models
+from edgefx.qa.answerer import QuestionAnswerer
+from edgefx.runtime.config import default_lfw_dir
+from edgefx.runtime.errors import CannotWrite, InvalidRequest, ModelMissing
+
+
+def cmd_eval_lfw(args: argparse.Namespace) -> int:
+    settings = settings_from(args, flip_tta=True if args.flip else None)
+    detector, recognizer, backend = load_face_models(settings)
+    threshold = None
+    try:
+        threshold = load_calibration(settings.models_dir, "sface", settings.precision, settings.detector).threshold
+    except ModelMissing:
+        pass  # no calibration yet: the report gives the DevTrain-free figures only
+    report, curves = evaluate_lfw(Path(args.root), Path(args.pairs), detector, recognizer, threshold,
+                                  impostors_all=args.impostors == "all")
+    report.update(backend=backend, precision=settings.precision, flip_tta=settings.flip_tta,
+                  min_face_size=settings.min_face_size)
+    if args.plot:
+        plot_curves(Path(args.plot), curves, f"DET, LFW {report['protocol']}, SFace {settings.precision}")
+        if not Path(args.plot).is_file():
+            raise CannotWrite(f"cannot write the DET plot to {args.plot}")
+    text = json.dumps(report, indent=2)
+    if args.json:
+        write_text(args.json, text)
+    print(text)
+    return 0
+
+
+def engine_for(args: argparse.Namespace) -> Engine:
+    """The Engine the saliency commands use (no QA models)."""
+    return Engine(settings_from(args), load_qa=False)
+
+
+def cmd_eval_saliency(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    if args.n < 2:
+        raise InvalidRequest("--n must be at least 2 (one matched and one mismatched pair)")
+    pairs = lfw_crops(engine, Path(args.root), Path(args.pairs), args.n)
+    report = faithfulness(pairs, engine.recognizer.embed, engine.calibration.threshold, grid=args.grid,
+                          fill=args.fill, greedy_steps=args.steps, random_orders=args.random_orders)
+    report["model"] = engine.model_info()
+    report["pairs_file"] = str(args.pairs)
+    if args.json:
+        write_text(args.json, json.dumps(report, indent=1))
+    print(json.dumps(report["summary"], indent=2))
+    return 0
+
+
+def print_report(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    for key, value in report.items():
+        print(f"{key}: {json.dumps(value)}")
+
+
+def cmd_eval_qa(args: argparse.Namespace) -> int:
+    qa = QuestionAnswerer(precision=args.precision, backend=args.backend, threads=args.threads,
+                          models_dir=args.models_dir)
+    report = evaluate(qa, Path(args.questions), Path(args.results), args.threshold, args.cross_validate)
+    if not args.show_mistakes:
+        report["mistakes"] = len(report["mistakes"])
+    print_report(report, args.json)
+    return 0
+
+
+def add_saliency_options(p: argparse.ArgumentParser, n: int) -> None:
+    p.add_argument("--root", type=existing_dir, default=str(default_lfw_dir()), help="LFW folder (with lfw-deepfunneled/)")
+    p.add_argument("--pairs", type=existing_file, default=str(default_lfw_dir() / "pairsDevTest.txt"), help="pairs file")
+    p.add_argument("--n", type=positive_int, default=n, help="number of pairs (half matched, half mismatched)")
+    p.add_argument("--grid", type=positive_int, default=DEFAULT_GRID, help="windows per side")
+    p.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS, help="greedy steps K")
+    add_engine_options(p)
+
+
+def register(sub: Any) -> None:
+    """The `eval` group and its commands."""
+    group = sub.add_parser("eval", help="evaluations")
+    sub = group.add_subparsers(dest="eval_command", required=True)
+
+    p = sub.add_parser("lfw", help="LFW verification accuracy, EER, AUC, FNMR@FMR, failures to acquire")
+    p.add_argument("--root", type=existing_dir, default=str(default_lfw_dir()), help="LFW folder (with lfw-deepfunneled/)")
+    p.add_argument("--pairs", type=existing_file, default=str(default_lfw_dir() / "pairsDevTest.txt"),
+                   help="pairs file: View 2 pairs.txt or View 1 pairsDevTest.txt")
+    p.add_argument("--json", help="also write the report to this file")
+    p.add_argument("--plot", help="write a DET plot PNG here")
+    p.add_argument("--impostors", choices=["pairs", "all"], default="pairs",
+                   help="'all' also scores every distinct-identity image pair (resolves FMR 1e-4, 1e-5)")
+    p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
+    add_engine_options(p)
+    p.set_defaults(func=cmd_eval_lfw)
+
+    p = sub.add_parser("saliency", help="deletion/insertion AUC of each saliency method vs random window orders")
+    add_saliency_options(p, 40)
+    p.add_argument("--fill", choices=["blur", "mean"], default=DEFAULT_FILL)
+    p.add_argument("--random-orders", type=positive_int, default=3)
+    p.add_argument("--json", help="write the full report (with curves) to this file")
+    p.set_defaults(func=cmd_eval_saliency)
+
+    p = sub.add_parser("qa", help="QA dev set: exact match, F1, correct refusals, wrong confident answers")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--precision", default="int8", choices=["fp32", "int8"])
+    p.add_argument("--backend", default="onnxruntime", choices=["auto", "onnxruntime", "openvino"],
+                   help="the refusal threshold is calibrated on onnxruntime")
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--threshold", type=float, help="override the calibrated refusal threshold")
+    p.add_argument("--questions", type=existing_file, default=str(DEV_QUESTIONS))
+    p.add_argument("--results", type=existing_file, default=str(DEV_RESULTS))
+    p.add_argument("--models-dir", type=Path)
+    p.add_argument("--show-mistakes", action="store_true", help="list every wrong answer or wrong refusal")
+    p.add_argument("--cross-validate", action="store_true",
+                   help="also refit the calibration without each context in turn and score it there (needs scipy)")
+    p.set_defaults(func=cmd_eval_qa)

@@ -1,0 +1,1 @@
+"""Faces: detectors (MTCNN, YuNet), alignment, recognizers, the calibrated decision, and the verification result."""

@@ -1,0 +1,1 @@
+"""Runtime core: the backend seam (onnxruntime / OpenVINO), model manifest, settings, typed errors, image decoding."""

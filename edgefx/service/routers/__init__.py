@@ -1,0 +1,1 @@
+"""One APIRouter per resource: system (health, ready, info), verify, explanations (maps, ask), the kiosk page."""
