@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 from edgefx.faces.detection import Face
+from edgefx.faces.quality import LIMITS, Quality, measure
 
 ImageInput = bytes | bytearray | memoryview | np.ndarray
 
@@ -23,6 +25,11 @@ class PreparedFace:
     crop: np.ndarray  # aligned RGB uint8 112x112x3
     matrix: np.ndarray  # 2x3 photo -> crop
 
+    @cached_property
+    def quality(self) -> Quality:
+        """Size, pose, sharpness, light, cut and other faces (`edgefx.faces.quality`), measured once."""
+        return measure(self.photo, self.face, self.others, self.crop)
+
     def report(self) -> dict[str, Any]:
         box = [round(float(v), 1) for v in self.face.box]
         return {
@@ -34,6 +41,7 @@ class PreparedFace:
             "image_size": [int(self.photo.shape[1]), int(self.photo.shape[0])],
             "other_faces": len(self.others),
             "other_boxes": [[round(float(v), 1) for v in f.box] for f in self.others],
+            "quality": self.quality.to_dict(),
         }
 
 
@@ -64,6 +72,7 @@ class VerifyResult:
             "faces": [f.report() for f in self.faces],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
             "model": dict(self.model),
+            "quality_limits": asdict(LIMITS),  # what each face's quality issues were judged against
         }
         if self.explanation is not None:
             out["explanation"] = self.explanation.to_dict()
