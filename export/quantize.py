@@ -20,6 +20,13 @@ SETTINGS: dict[str, dict[str, object]] = {
     "rnet": {"nodes_kept_fp32": ["/net/conv1/Conv"], "reduce_range": False},
     "onet": {"nodes_kept_fp32": ["/net/conv1/Conv"], "reduce_range": False},
     "sface": {"nodes_kept_fp32": ["conv_1_conv2d", "conv_2_dw_conv2d"], "reduce_range": False},
+    # MobileFaceNet: all int8 gives mean cosine 0.933 (min 0.843) on 100 held-out faces; the 7x7 global depthwise
+    # conv is the most sensitive layer (alone fp32 with the first two: mean 0.979). Also keeping the first block and
+    # the 1x1 conv before it fp32: mean 0.989, min 0.975; both are cheap (7x7 maps and the stem's few channels).
+    "arcface": {"nodes_kept_fp32": [f"MobileFaceNet/MobileFaceNet/{n}/BatchNorm/FusedBatchNorm" for n in (
+        "Conv2d_0", "SeparableConv2d", "Conv", "Conv2d_2_InvResBlock_0/Conv", "Conv2d_2_InvResBlock_0/SeparableConv2d",
+        "Conv2d_2_InvResBlock_0/Conv_1", "Conv2d_7")]
+        + ["MobileFaceNet/Logits/SeparableConv2d/BatchNorm/FusedBatchNorm"], "reduce_range": False},
 }
 METHOD = ("onnxruntime.quantization.quantize_static: QDQ, per-channel weights QInt8, activations QUInt8, "
           "MinMax calibration")
@@ -45,11 +52,11 @@ class CalibrationSet:
         """Calibration batches for one model (P-Net keeps one pyramid level per batch: sizes differ)."""
         if name == "pnet":
             return self.inputs["pnet"]
-        stacked = np.concatenate(self.faces if name == "sface" else self.inputs[name])
+        stacked = np.concatenate(self.faces if name in ("sface", "arcface") else self.inputs[name])
         return [stacked[i:i + size] for i in range(0, len(stacked), size)]
 
     def count(self, name: str) -> int:
-        return len(self.faces) if name == "sface" else sum(len(b) for b in self.inputs[name])
+        return len(self.faces) if name in ("sface", "arcface") else sum(len(b) for b in self.inputs[name])
 
 
 def collect(cascade: Cascade, photos: list[Path]) -> CalibrationSet:

