@@ -18,6 +18,8 @@ from edgefx.faces.detection import select_face
 from edgefx.faces.loading import load_face_models
 from edgefx.faces.result import ImageInput, PreparedFace, VerifyResult
 from edgefx.faces.yunet import YuNet
+from edgefx.qa.answerer import Answer, QuestionAnswerer
+from edgefx.qa.facts import Fact
 from edgefx.runtime.config import Settings
 from edgefx.runtime.errors import NoFaceDetected
 from edgefx.runtime.image import decode_image
@@ -34,14 +36,13 @@ class Engine:
         self.manifest = Manifest(s.models_dir)
         self.detector, self.recognizer, self.backend_name = load_face_models(s)
         self.device = self.recognizer.model.device
-        self.calibration: Calibration = load_calibration(s.models_dir, "sface", s.precision, s.detector)
+        # Refuses (CalibrationMismatch, a ModelError) a calibration fitted for another recognizer.
+        self.calibration: Calibration = load_calibration(s.models_dir, self.recognizer.name, s.precision, s.detector)
         if self.calibration.meta.get("flip_tta", s.flip_tta) != s.flip_tta:
             log.warning("the decision threshold was calibrated with flip_tta=%s but runs with flip_tta=%s",
                         self.calibration.meta.get("flip_tta"), s.flip_tta)
         self.qa = None
         if load_qa:
-            from edgefx.qa.answerer import QuestionAnswerer
-
             self.qa = QuestionAnswerer.load(s)
         # Photo B is decoded, detected and aligned on this thread while the caller does photo A.
         cores = s.threads or os.cpu_count() or 1
@@ -118,24 +119,23 @@ class Engine:
         """Free the buffers that models on OpenVINO keep sized for the largest input they have seen (an explanation's
         SFace batches, a long question), so that they do not stay with the service; returns how many were freed.
         Safe at any time: a model that is running keeps its buffers."""
-        models = [self.recognizer.model, getattr(self.qa, "qa", None), getattr(self.qa, "sentence", None)]
+        models = [self.recognizer.model] + (self.qa.models() if self.qa is not None else [])
         return sum(bool(m.release_memory()) for m in models if hasattr(m, "release_memory"))
 
     def model_info(self) -> dict[str, str]:
         yunet = isinstance(self.detector, YuNet)  # YuNet is built in fp32 only
-        return {"detector": self.settings.detector, "recognizer": "sface", "precision": self.settings.precision,
+        return {"detector": self.settings.detector, "recognizer": self.recognizer.name,
+                "precision": self.settings.precision,
                 "detector_precision": "fp32" if yunet else self.settings.detector_precision, "backend": self.backend_name,
                 "detector_backend": self.detector.backend, "device": self.device,
                 "flip_tta": str(self.recognizer.flip_tta).lower()}
 
     # -- questions ----------------------------------------------------------------------------
-    def ask(self, context: list[str], question: str):  # type: ignore[no-untyped-def]
-        """Answer a question about one result's context document."""
+    def ask(self, facts: list[Fact], question: str) -> Answer:
+        """Answer a question about one result, given its facts (`edgefx.qa.context.build_facts(result.to_dict())`)."""
         if self.qa is None:
-            from edgefx.qa.answerer import QuestionAnswerer
-
             self.qa = QuestionAnswerer.load(self.settings)
-        return self.qa.answer(context, question)
+        return self.qa.answer(facts, question)
 
     def info(self) -> dict[str, Any]:
         """Models with their hashes, backend, device and decision threshold (for `/v1/info`)."""

@@ -95,6 +95,7 @@ def entry_files(entry: dict[str, Any]) -> list[dict[str, str]]:
     files = entry.get("files", {})
     records = [files["onnx"]] if "onnx" in files else []
     records += list(files.get("openvino", {}).values())
+    records += [files["weights"]] if "weights" in files else []
     return records
 
 

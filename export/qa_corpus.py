@@ -586,24 +586,3 @@ def generate_single(seed: int, n_contexts: int, per_context: int, n_hard: int = 
             examples.append(Example(question, (gold.text,), 0, gold.answer))
         examples += [Example(question, (f.text,), None, None) for f in negatives]
     return examples
-
-
-@dataclass(frozen=True)
-class RetrievalExample:
-    """A retriever training example: question, the sentence that answers it (None: none does), a close sibling."""
-
-    question: str
-    positive: str | None
-    negative: str
-
-
-def generate_retrieval(seed: int, n_contexts: int, per_context: int) -> list[RetrievalExample]:
-    """Question -> gold sentence pairs with a hard negative each, for contrastive training of the sentence model."""
-    examples: list[RetrievalExample] = []
-    for rng, facts, question, key in _asked(seed, n_contexts, per_context, 0.12):
-        gold, siblings, rest = _gold_and_siblings(rng, facts, key, 1)
-        if key is not None and gold is None:
-            continue  # this result has no such fact (e.g. no explanation): nothing to retrieve or to reject
-        negative = (siblings or rng.sample(rest, 1))[0]
-        examples.append(RetrievalExample(question, gold.text if gold else None, negative.text))
-    return examples

@@ -1,4 +1,7 @@
-"""Build the QA dev contexts: verify + explain real LFW DevTest pairs and store the result dicts (numbers only)."""
+"""Build the QA contexts: verify + explain real LFW DevTest pairs and store the result dicts (numbers only).
+
+`--set dev` (the tuning set) and `--set unseen` (the held-out set's six contexts u01-u06: three pairs judged a match,
+then three judged no match, on DevTest pairs the dev set does not use)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,10 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "tests" / "data" / "qa_dev_results.json"
 QUESTIONS = ROOT / "tests" / "data" / "qa_dev.jsonl"
+UNSEEN_RESULTS = ROOT / "tests" / "data" / "qa_unseen_results.json"
+# Other strides of DevTest for the unseen set; the first three of each list the engine decides as labelled are used.
+UNSEEN_MATCHED = [41, 124, 207, 290, 373, 456]
+UNSEEN_MISMATCHED = [548, 631, 714, 797, 880, 963]
 # DevTest has 500 matched pairs then 500 mismatched; a fixed stride picks 6 of each without looking at scores.
 MATCHED = [0, 83, 166, 249, 332, 415]
 MISMATCHED = [507, 590, 673, 756, 839, 922]
@@ -36,7 +43,7 @@ def strip(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_results() -> dict[str, Any]:
+def build_results(unseen: bool = False) -> dict[str, Any]:
     from edgefx.runtime.config import Settings
     from edgefx.engine import Engine
 
@@ -44,13 +51,21 @@ def build_results() -> dict[str, Any]:
     pairs = read_pairs(root / "pairsDevTest.txt")
     engine = Engine(Settings.from_env(threads=2), load_qa=False)
     images = root / "lfw-deepfunneled"
-    stored = {}
-    for n, index in enumerate(MATCHED + MISMATCHED, start=1):
-        pair = pairs[index]
-        result = engine.verify((images / pair.path_a).read_bytes(), (images / pair.path_b).read_bytes(), explain=True)
-        stored[f"c{n:02d}"] = {"pair": [pair.path_a, pair.path_b], "genuine": pair.genuine,
-                               "devtest_index": index, "result": strip(result.to_dict())}
-        log.info("c%02d %s %s match=%s score=%.3f", n, pair.path_a, pair.path_b, result.match, result.score)
+    stored: dict[str, Any] = {}
+    plan = [(UNSEEN_MATCHED, True), (UNSEEN_MISMATCHED, False)] if unseen else [(MATCHED + MISMATCHED, None)]
+    for indices, wanted in plan:
+        taken = 0
+        for index in indices:
+            pair = pairs[index]
+            result = engine.verify((images / pair.path_a).read_bytes(), (images / pair.path_b).read_bytes(),
+                                   explain=True)
+            if wanted is not None and (result.match != wanted or taken == 3):
+                continue  # the unseen contexts u01-u03 are matches and u04-u06 rejections, as its questions assume
+            taken += 1
+            stored[f"{'u' if unseen else 'c'}{len(stored) + 1:02d}"] = {
+                "pair": [pair.path_a, pair.path_b], "genuine": pair.genuine, "devtest_index": index,
+                "result": strip(result.to_dict())}
+            log.info("%s %s match=%s score=%.3f", pair.path_a, pair.path_b, result.match, result.score)
     return stored
 
 
@@ -67,8 +82,14 @@ def fill_answers(stored: dict[str, Any], questions: Path = QUESTIONS) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m export.qa_devset", description=__doc__)
     parser.add_argument("--reuse", action="store_true", help="only refill gold answers from the stored results")
+    parser.add_argument("--set", choices=["dev", "unseen"], default="dev")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.set == "unseen":
+        stored = build_results(unseen=True)
+        UNSEEN_RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
+        print(f"{len(stored)} contexts")
+        return
     if args.reuse:
         stored = json.loads(RESULTS.read_text())
     else:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgefx.evaluation.bench import VERIFY_CONFIGS, YUNET_CONFIGS, bench_verify, yunet_path
+from edgefx.evaluation.bench import RECOGNIZER_CONFIGS, VERIFY_CONFIGS, YUNET_CONFIGS, bench_verify, yunet_path
 
 
 def test_bench_verify_interleaves_every_pipeline_with_the_peer(lfw_dir: Path) -> None:
@@ -17,7 +17,8 @@ def test_bench_verify_interleaves_every_pipeline_with_the_peer(lfw_dir: Path) ->
     assert report["interleaved"]
     rows = report["results"]
     assert [r["name"] for r in rows[:-1]] == ([f"edgefx {b} {p}" for b, p in VERIFY_CONFIGS]
-                                              + [f"edgefx {b} {p} yunet" for b, p in YUNET_CONFIGS])
+                                              + [f"edgefx {b} {p} yunet" for b, p in YUNET_CONFIGS]
+                                              + [f"edgefx {b} {p} {r}" for b, p, r in RECOGNIZER_CONFIGS])
     assert rows[-1]["name"].startswith("OpenCV peer")
     for row in rows:
         assert "error" not in row, row

@@ -26,6 +26,7 @@ def cases(tmp: Path, a_file: Path) -> list[tuple[list[str], str]]:
         (["verify", str(a_file), str(a_file), "--explain", "--out", unwritable], "cannot_write"),
         (["verify", missing, missing, "--threads", "0"], "bad_argument"),
         (["verify", missing], "bad_argument"),
+        (["verify", missing, missing, "--recognizer", "facenet"], "bad_argument"),
         (["ask", missing, missing, "-q", "is it a match?"], "cannot_read"),
         (["ask", folder, folder], "cannot_read"),
         (["detect", missing], "cannot_read"),

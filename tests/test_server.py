@@ -94,10 +94,10 @@ class FakeEngine:
         time.sleep(self.delay_s)
         return FakeResult(explain, methods)
 
-    def ask(self, context: list[str], question: str) -> FakeAnswer:
+    def ask(self, facts: list[Any], question: str) -> FakeAnswer:
         if question == "model gone":
             raise ModelMissing("no model qa/int8 in /srv/secret/models/manifest.json")
-        return FakeAnswer(context[0], 0.8, context[0], ["Which region mattered most?"])
+        return FakeAnswer(facts[0].text, 0.8, facts[0].text, ["Which region mattered most?"])
 
     def info(self) -> dict[str, Any]:
         return {"models": {}}

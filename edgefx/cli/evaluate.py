@@ -10,7 +10,7 @@ from typing import Any
 from edgefx.cli.options import add_engine_options, existing_dir, existing_file, positive_int, settings_from, write_text
 from edgefx.engine import Engine
 from edgefx.evaluation.lfw_eval import evaluate_lfw, plot_curves
-from edgefx.evaluation.qa_eval import DEV_QUESTIONS, DEV_RESULTS, evaluate
+from edgefx.evaluation.qa_eval import SETS, evaluate, set_paths
 from edgefx.evaluation.saliency_eval import faithfulness, lfw_crops
 from edgefx.explain.saliency import DEFAULT_FILL, DEFAULT_STEPS
 from edgefx.explain.windows import DEFAULT_GRID
@@ -26,15 +26,16 @@ def cmd_eval_lfw(args: argparse.Namespace) -> int:
     detector, recognizer, backend = load_face_models(settings)
     threshold = None
     try:
-        threshold = load_calibration(settings.models_dir, "sface", settings.precision, settings.detector).threshold
+        threshold = load_calibration(settings.models_dir, recognizer.name, settings.precision,
+                                     settings.detector).threshold
     except ModelMissing:
         pass  # no calibration yet: the report gives the DevTrain-free figures only
     report, curves = evaluate_lfw(Path(args.root), Path(args.pairs), detector, recognizer, threshold,
                                   impostors_all=args.impostors == "all")
-    report.update(backend=backend, precision=settings.precision, flip_tta=settings.flip_tta,
+    report.update(recognizer=recognizer.name, backend=backend, precision=settings.precision, flip_tta=settings.flip_tta,
                   min_face_size=settings.min_face_size)
     if args.plot:
-        plot_curves(Path(args.plot), curves, f"DET, LFW {report['protocol']}, SFace {settings.precision}")
+        plot_curves(Path(args.plot), curves, f"DET, LFW {report['protocol']}, {recognizer.name} {settings.precision}")
         if not Path(args.plot).is_file():
             raise CannotWrite(f"cannot write the DET plot to {args.plot}")
     text = json.dumps(report, indent=2)
@@ -75,9 +76,8 @@ def print_report(report: dict[str, Any], as_json: bool) -> None:
 def cmd_eval_qa(args: argparse.Namespace) -> int:
     qa = QuestionAnswerer(precision=args.precision, backend=args.backend, threads=args.threads,
                           models_dir=args.models_dir)
-    report = evaluate(qa, Path(args.questions), Path(args.results), args.threshold, args.cross_validate)
-    if not args.show_mistakes:
-        report["mistakes"] = len(report["mistakes"])
+    default_questions, default_results = set_paths(args.set)
+    report = evaluate(qa, args.questions or default_questions, args.results or default_results, args.show_mistakes)
     print_report(report, args.json)
     return 0
 
@@ -115,17 +115,15 @@ def register(sub: Any) -> None:
     p.add_argument("--json", help="write the full report (with curves) to this file")
     p.set_defaults(func=cmd_eval_saliency)
 
-    p = sub.add_parser("qa", help="QA dev set: exact match, F1, correct refusals, wrong confident answers")
+    p = sub.add_parser("qa", help="QA on a question set: answered right, refused, confident wrong")
+    p.add_argument("--set", choices=sorted(SETS), default="dev",
+                   help="dev: the tuning set; unseen: held-out questions never used for tuning")
     p.add_argument("--json", action="store_true")
     p.add_argument("--precision", default="int8", choices=["fp32", "int8"])
-    p.add_argument("--backend", default="onnxruntime", choices=["auto", "onnxruntime", "openvino"],
-                   help="the refusal threshold is calibrated on onnxruntime")
+    p.add_argument("--backend", default="onnxruntime", choices=["auto", "onnxruntime", "openvino"])
     p.add_argument("--threads", type=positive_int, default=2)
-    p.add_argument("--threshold", type=float, help="override the calibrated refusal threshold")
-    p.add_argument("--questions", type=existing_file, default=str(DEV_QUESTIONS))
-    p.add_argument("--results", type=existing_file, default=str(DEV_RESULTS))
+    p.add_argument("--questions", type=existing_file, help="another question file (jsonl) instead of the set's")
+    p.add_argument("--results", type=existing_file, help="the stored results its contexts refer to")
     p.add_argument("--models-dir", type=Path)
     p.add_argument("--show-mistakes", action="store_true", help="list every wrong answer or wrong refusal")
-    p.add_argument("--cross-validate", action="store_true",
-                   help="also refit the calibration without each context in turn and score it there (needs scipy)")
     p.set_defaults(func=cmd_eval_qa)

@@ -26,6 +26,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", choices=["CPU", "GPU", "NPU", "AUTO"], help="OpenVINO device (default CPU)")
     g.add_argument("--precision", choices=["fp32", "int8"], help="face-model precision (default fp32)")
     g.add_argument("--detector", choices=["mtcnn", "yunet"], help="face detector (default mtcnn)")
+    g.add_argument("--recognizer", choices=["sface", "arcface", "fusion"],
+                   help="face recognizer (default sface); fusion = mean of the SFace and ArcFace cosines")
     g.add_argument("--threads", type=positive_int, help="inference threads (default: all cores)")
     g.add_argument("--models-dir", type=Path, help="folder with manifest.json (default ./models)")
 
@@ -45,7 +47,7 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
     """Settings from the environment, overridden by the engine flags present on `args`."""
     return Settings.from_env(backend=getattr(args, "backend", None), device=getattr(args, "device", None),
                              precision=getattr(args, "precision", None), threads=getattr(args, "threads", None),
-                             detector=getattr(args, "detector", None),
+                             detector=getattr(args, "detector", None), recognizer=getattr(args, "recognizer", None),
                              models_dir=getattr(args, "models_dir", None), **extra)
 
 

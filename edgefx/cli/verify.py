@@ -8,7 +8,8 @@ from typing import Any
 
 from edgefx.cli.options import add_engine_options, print_json, read_bytes, settings_from, writable_folder
 from edgefx.engine import Engine
-from edgefx.qa.context import build_context
+from edgefx.qa.context import build_context, build_facts
+from edgefx.qa.facts import Fact
 from edgefx.runtime.errors import EdgefxError
 
 
@@ -38,29 +39,29 @@ def _print_answers(answers: list[dict[str, Any]], as_json: bool) -> None:
         print(f"Q: {a['question']}\nA: {a['answer']}  ({a['confidence']:.2f})\n")
 
 
-def _interactive(engine: Engine, context: list[str]) -> None:
+def _interactive(engine: Engine, facts: list[Fact]) -> None:
     for line in sys.stdin:
         q = line.strip()
         if not q:
             break
         try:
-            ans = engine.ask(context, q)
+            ans = engine.ask(facts, q)
         except EdgefxError as exc:
             print(f"error [{exc.code}]: {exc.message}")
             continue
-        print(f"{ans.answer}   [confidence {ans.confidence:.2f}; from: {ans.evidence}]")
+        print(f"{ans.answer}   [confidence {ans.confidence:.2f}]")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
     image_a, image_b = read_bytes(args.image_a), read_bytes(args.image_b)
     engine = Engine(settings_from(args))
     result = engine.verify(image_a, image_b, explain=not args.no_explain)
-    context = build_context(result.to_dict())
+    facts = build_facts(result.to_dict())
     if args.question:
-        _print_answers([dict(question=q, **engine.ask(context, q).to_dict()) for q in args.question], args.json)
+        _print_answers([dict(question=q, **engine.ask(facts, q).to_dict()) for q in args.question], args.json)
         return 0
     print(f"{'MATCH' if result.match else 'NO MATCH'} (score {result.score:.3f}). Ask a question; empty line to quit.")
-    _interactive(engine, context)
+    _interactive(engine, facts)
     return 0
 
 

@@ -19,6 +19,9 @@ CONFIGS = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"
 VERIFY_CONFIGS = [("auto", "fp32"), ("auto", "int8"), *CONFIGS]
 # The optional detector on the default backend: the same detector as the peer, so its row isolates our runtime.
 YUNET_CONFIGS = [("auto", "fp32"), ("auto", "int8")]
+# The other recognizers (MTCNN, default backend): ArcFace alone and the SFace + ArcFace fusion (two embeddings a face).
+RECOGNIZER_CONFIGS = [("auto", "fp32", "arcface"), ("auto", "int8", "arcface"), ("auto", "fp32", "fusion"),
+                      ("auto", "int8", "fusion")]
 
 
 def summarize(samples_ms: list[float]) -> dict[str, float]:
@@ -121,12 +124,16 @@ def bench_verify(args: argparse.Namespace) -> dict[str, Any]:
     pairs = sample_pairs(Path(args.lfw), args.pairs)
     results: list[dict[str, Any]] = []
     pipelines: list[tuple[dict[str, Any], Callable[[bytes, bytes], dict[str, float]]]] = []
-    configs = [(b, p, "mtcnn") for b, p in VERIFY_CONFIGS] + [(b, p, "yunet") for b, p in YUNET_CONFIGS]
-    for backend, precision, detector in configs:
+    configs = ([(b, p, "mtcnn", "sface") for b, p in VERIFY_CONFIGS]
+               + [(b, p, "yunet", "sface") for b, p in YUNET_CONFIGS]
+               + [(b, p, "mtcnn", r) for b, p, r in RECOGNIZER_CONFIGS])
+    for backend, precision, detector, recognizer in configs:
         s = Settings.from_env(models_dir=args.models_dir, backend=backend, precision=precision, threads=args.threads,
-                              detector=detector)
-        row: dict[str, Any] = {"name": f"edgefx {backend} {precision}" + (" yunet" if detector == "yunet" else ""),
-                               "backend": backend, "precision": precision, "detector": detector}
+                              detector=detector, recognizer=recognizer)
+        name = f"edgefx {backend} {precision}" + (" yunet" if detector == "yunet" else "") \
+            + ("" if recognizer == "sface" else f" {recognizer}")
+        row: dict[str, Any] = {"name": name, "backend": backend, "precision": precision, "detector": detector,
+                               "recognizer": recognizer}
         results.append(row)
         try:
             engine = Engine(s, load_qa=False)

@@ -14,7 +14,8 @@ import numpy as np
 from edgefx.faces.align import align
 from edgefx.faces.detection import select_face
 from edgefx.faces.mtcnn import MTCNN
-from edgefx.faces.sface import SFace
+from edgefx.faces.recognizer import Recognizer
+from edgefx.faces.yunet import YuNet
 from edgefx.runtime.image import read_image
 from edgefx.evaluation.lfw import Pair, auc, eer, fnmr_at_fmr, lfw_image_root, read_pairs, roc, ten_fold_accuracy, accuracy_at
 from edgefx.faces.decision import best_accuracy_threshold
@@ -40,9 +41,17 @@ def progress(done: int, total: int, start: float, label: str) -> None:
           file=sys.stderr, flush=True)
 
 
-def embed_images(root: Path, paths: list[str], detector: MTCNN, recognizer: SFace, batch: int = 32,
-                 label: str = "embedding") -> EmbeddedImages:
-    """Detect, align and embed each image once; a failure to acquire uses the median landmarks of the others."""
+@dataclass
+class AlignedImages:
+    """The aligned 112x112 crop of every image (the detector's work), reusable by several recognizers."""
+
+    paths: list[str]
+    crops: np.ndarray  # uint8 (N, 112, 112, 3) RGB
+    failed: np.ndarray  # bool, True = no face found, fell back to a fixed centre alignment
+
+
+def align_images(root: Path, paths: list[str], detector: MTCNN | YuNet, label: str = "aligning") -> AlignedImages:
+    """Detect and align each image once; a failure to acquire uses the median landmarks of the others."""
     crops: list[np.ndarray | None] = []
     landmarks_seen: list[np.ndarray] = []
     photos_failed: list[tuple[int, np.ndarray]] = []
@@ -66,9 +75,20 @@ def embed_images(root: Path, paths: list[str], detector: MTCNN, recognizer: SFac
             if fallback is None:
                 raise RuntimeError("no face found in any image")
             crops[i] = align(photo, fallback)[0]
-    stacked = np.stack([c for c in crops if c is not None])
-    emb = np.concatenate([recognizer.embed(stacked[s : s + batch]) for s in range(0, len(stacked), batch)])
-    return EmbeddedImages(paths, emb, failed, {p: i for i, p in enumerate(paths)})
+    return AlignedImages(list(paths), np.stack([c for c in crops if c is not None]), failed)
+
+
+def embed_aligned(aligned: AlignedImages, recognizer: Recognizer, batch: int = 32) -> EmbeddedImages:
+    """Embed aligned crops in batches."""
+    crops = aligned.crops
+    emb = np.concatenate([recognizer.embed(crops[s : s + batch]) for s in range(0, len(crops), batch)])
+    return EmbeddedImages(aligned.paths, emb, aligned.failed, {p: i for i, p in enumerate(aligned.paths)})
+
+
+def embed_images(root: Path, paths: list[str], detector: MTCNN | YuNet, recognizer: Recognizer, batch: int = 32,
+                 label: str = "embedding") -> EmbeddedImages:
+    """Detect, align and embed each image once; a failure to acquire uses the median landmarks of the others."""
+    return embed_aligned(align_images(root, paths, detector, label), recognizer, batch)
 
 
 def pair_scores(images: EmbeddedImages, pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -130,8 +150,8 @@ def plot_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], ti
     cv2.imwrite(str(path), img)
 
 
-def evaluate_lfw(root: Path, pairs_file: Path, detector: MTCNN, recognizer: SFace, threshold: float | None,
-                 impostors_all: bool = False) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
+def evaluate_lfw(root: Path, pairs_file: Path, detector: MTCNN | YuNet, recognizer: Recognizer,
+                 threshold: float | None, impostors_all: bool = False) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
     pairs = read_pairs(pairs_file)
     paths = sorted({p.path_a for p in pairs} | {p.path_b for p in pairs})
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgefx.runtime.errors import ModelMissing
+from edgefx.runtime.errors import CalibrationMismatch, ModelMissing
 from edgefx.runtime.manifest import BUILD_HINT
 
 
@@ -39,6 +39,20 @@ class Calibration:
     genuine_bandwidth: float
     impostor_bandwidth: float
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def recognizer(self) -> str:
+        """The recognizer whose scores it was fitted on (`meta.recognizer`; older SFace files name it in `model`)."""
+        return str(self.meta.get("recognizer", self.model))
+
+    def require(self, recognizer: str, precision: str, detector: str = "mtcnn") -> "Calibration":
+        """Itself, if fitted for this recognizer x precision x detector; CalibrationMismatch (a ModelError) if not."""
+        made_for = (self.recognizer, self.precision, str(self.meta.get("detector", "mtcnn")))
+        if made_for != (recognizer, precision, detector):
+            raise CalibrationMismatch(
+                f"the calibration was fitted for recognizer {made_for[0]} {made_for[1]} with detector {made_for[2]}, "
+                f"not for {recognizer} {precision} with {detector}: its threshold does not apply to these scores")
+        return self
 
     def confidence(self, score: float) -> float:
         """PIC (Neto et al. 2022): genuine density / (genuine + impostor density) at this score.
@@ -106,7 +120,9 @@ def calibration_path(models_dir: Path, model: str, precision: str, detector: str
 
 
 def load_calibration(models_dir: Path, model: str, precision: str, detector: str = "mtcnn") -> Calibration:
+    """The calibration of recognizer `model` x precision x detector; CalibrationMismatch if the file found there was
+    fitted for another one (a copied or renamed file), ModelMissing if there is none."""
     path = calibration_path(models_dir, model, precision, detector)
     if not path.is_file():
         raise ModelMissing(f"no calibration for {model}/{precision} at {path}; {BUILD_HINT} with LFW present")
-    return Calibration.from_dict(json.loads(path.read_text()))
+    return Calibration.from_dict(json.loads(path.read_text())).require(model, precision, detector)

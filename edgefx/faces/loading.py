@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from edgefx.faces.arcface import ArcFace
+from edgefx.faces.fusion import Fusion
 from edgefx.faces.mtcnn import MTCNN
+from edgefx.faces.recognizer import OnnxEmbedder, Recognizer
 from edgefx.faces.sface import SFace
 from edgefx.faces.yunet import YuNet
 from edgefx.runtime.backend import Model, load_model
@@ -13,6 +16,8 @@ from edgefx.runtime.errors import ModelError
 
 
 DETECTORS = ("mtcnn", "yunet")
+RECOGNIZERS = ("sface", "arcface", "fusion")
+EMBEDDERS: dict[str, type[OnnxEmbedder]] = {"sface": SFace, "arcface": ArcFace}
 
 
 def load_detector(s: Settings, threads: int | None = 1, wrap: Callable[[Model], Any] = lambda net: net) -> MTCNN | YuNet:
@@ -29,9 +34,24 @@ def load_detector(s: Settings, threads: int | None = 1, wrap: Callable[[Model], 
     return MTCNN(*nets, min_face_size=s.min_face_size, min_face_fraction=s.min_face_fraction)
 
 
-def load_face_models(s: Settings) -> tuple[MTCNN | YuNet, SFace, str]:
-    """The face detector and the SFace recognizer on the configured backend (and the recognizer backend's name)."""
-    detector = load_detector(s)
-    sface = load_model("sface", s.precision, backend=s.backend, device=s.device, threads=s.threads,
-                       models_dir=s.models_dir, verify_hashes=s.verify_hashes)
-    return detector, SFace(sface, flip_tta=s.flip_tta), sface.backend
+def recognizer_models(name: str) -> tuple[str, ...]:
+    """The manifest models a recognizer runs (fusion: both embedders); ModelError for an unknown name."""
+    if name not in RECOGNIZERS:
+        raise ModelError(f"unknown recognizer {name!r}; choose one of {', '.join(RECOGNIZERS)}")
+    return tuple(EMBEDDERS) if name == "fusion" else (name,)
+
+
+def load_recognizer(s: Settings) -> Recognizer:
+    """The configured recognizer (`Settings.recognizer`) in `Settings.precision` on the configured backend."""
+    parts = []
+    for model_name in recognizer_models(s.recognizer):
+        model = load_model(model_name, s.precision, backend=s.backend, device=s.device, threads=s.threads,
+                           models_dir=s.models_dir, verify_hashes=s.verify_hashes)
+        parts.append(EMBEDDERS[model_name](model, flip_tta=s.flip_tta))
+    return parts[0] if len(parts) == 1 else Fusion(parts[0], parts[1])
+
+
+def load_face_models(s: Settings) -> tuple[MTCNN | YuNet, Recognizer, str]:
+    """The face detector and the configured recognizer (and the recognizer backend's name)."""
+    recognizer = load_recognizer(s)  # first: an unknown recognizer fails before any model loads
+    return load_detector(s), recognizer, recognizer.model.backend

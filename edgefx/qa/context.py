@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from edgefx.qa.advice import quality_facts
+from edgefx.qa.facts import Fact, fact, photo
 
 METHOD_NAMES = {
     "single_removal": "single removal",
@@ -35,22 +37,6 @@ TIMING_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class Fact:
-    """One sentence of the context; `answer` is the span of `text` that answers a question about `key`."""
-
-    key: str
-    text: str
-    answer: str
-
-
-def photo(image: str) -> str:
-    """'a' -> 'the first photo (A)'; the position words help match questions like 'in the second picture'."""
-    image = str(image).lower()
-    order = {"a": "first", "b": "second"}.get(image)
-    return f"the {order} photo ({image.upper()})" if order else f"photo {image.upper()}"
-
-
 def region_name(region: str) -> str:
     return str(region).replace("_", " ")
 
@@ -72,12 +58,6 @@ def _count(n: int, one: str, many: str) -> str:
     return f"{words.get(n, str(n))} {one if n == 1 else many}"
 
 
-def _fact(key: str, text: str, answer: str) -> Fact:
-    if answer not in text:
-        raise ValueError(f"answer {answer!r} not in sentence {text!r}")
-    return Fact(key, text, answer)
-
-
 def _decision_facts(result: Mapping[str, Any]) -> list[Fact]:
     facts: list[Fact] = []
     match = result.get("match")
@@ -89,28 +69,28 @@ def _decision_facts(result: Mapping[str, Any]) -> list[Fact]:
         else:
             verdict = "no match"
             text = f"The decision is {verdict}: the two photos are judged to show different people."
-        facts.append(_fact("decision", text, verdict))
+        facts.append(fact("decision", text, verdict))
     if score is not None:
-        facts.append(_fact("score", f"The similarity score between the two faces is {_num(score)}.", _num(score)))
+        facts.append(fact("score", f"The similarity score between the two faces is {_num(score)}.", _num(score)))
     if threshold is not None:
-        facts.append(_fact("threshold", f"The decision threshold is {_num(threshold)}.", _num(threshold)))
+        facts.append(fact("threshold", f"The decision threshold is {_num(threshold)}.", _num(threshold)))
     if score is not None and threshold is not None:
         above = float(score) >= float(threshold)
         side = "above" if above else "below"
         gap = abs(float(score) - float(threshold))
-        facts.append(_fact("margin", f"The score is {_num(gap)} {side} the threshold.", f"{_num(gap)} {side}"))
+        facts.append(fact("margin", f"The score is {_num(gap)} {side} the threshold.", f"{_num(gap)} {side}"))
         reason = f"the score {_num(score)} is {side} the threshold {_num(threshold)}"
         if above:
             text = f"It is a match because {reason}."
         else:
             text = f"It is not a match because {reason}."
-        facts.append(_fact("why", text, reason))
+        facts.append(fact("why", text, reason))
     confidence = result.get("confidence")
     if confidence is not None:
         pct = _pct(100.0 * float(confidence))
-        facts.append(_fact("confidence", f"The PIC confidence of this decision is {pct}.", pct))
+        facts.append(fact("confidence", f"The PIC confidence of this decision is {pct}.", pct))
         meaning = f"a {pct} probability that this decision is correct"
-        facts.append(_fact(
+        facts.append(fact(
             "confidence_meaning",
             f"A PIC confidence of {pct} means the calibrated model gives {meaning}, judged from how often "
             "scores like this one come from the same person or from different people.",
@@ -126,15 +106,15 @@ def _face_facts(result: Mapping[str, Any]) -> list[Fact]:
         where = photo(image)
         if face.get("size_px") is not None:
             size = f"{int(round(float(face['size_px'])))} pixels"
-            facts.append(_fact(f"face_size:{image}", f"The face found in {where} is {size} wide.", size))
+            facts.append(fact(f"face_size:{image}", f"The face found in {where} is {size} wide.", size))
         if face.get("score") is not None:
             det = _num(face["score"])
-            facts.append(_fact(
+            facts.append(fact(
                 f"face_score:{image}", f"The face detector confidence for {where} is {det}.", det))
         if face.get("other_faces") is not None:
             others = int(face["other_faces"])
             count = _count(others, "other face", "other faces")
-            facts.append(_fact(
+            facts.append(fact(
                 f"other_faces:{image}", f"Besides the verified face, {where} contains {count}.", count))
     return facts
 
@@ -146,16 +126,16 @@ def _model_facts(result: Mapping[str, Any]) -> list[Fact]:
     if recognizer:
         name = str(recognizer).upper() if str(recognizer).lower() == "sface" else str(recognizer)
         name = "SFace" if name == "SFACE" else name
-        facts.append(_fact("recognizer", f"The face recognition model is {name}.", name))
+        facts.append(fact("recognizer", f"The face recognition model is {name}.", name))
     if detector:
         name = str(detector).upper() if str(detector).lower() == "mtcnn" else str(detector)
-        facts.append(_fact("detector", f"The face detector is {name}.", name))
+        facts.append(fact("detector", f"The face detector is {name}.", name))
     backend, precision, device = model.get("backend"), model.get("precision"), model.get("device")
     if backend:
         run = f"{backend}"
         where = f" on the {device} device" if device else ""
         prec = f" in {precision} precision" if precision else ""
-        facts.append(_fact("backend", f"The models run with {run}{where}{prec}.", run))
+        facts.append(fact("backend", f"The models run with {run}{where}{prec}.", run))
     return facts
 
 
@@ -164,16 +144,16 @@ def _timing_facts(result: Mapping[str, Any]) -> list[Fact]:
     facts: list[Fact] = []
     if timings.get("total") is not None:
         total = _ms(timings["total"])
-        facts.append(_fact("time:total", f"The verification took {total} in total.", total))
+        facts.append(fact("time:total", f"The verification took {total} in total.", total))
     for step, label in TIMING_NAMES.items():
         if timings.get(step) is not None:
             took = _ms(timings[step])
-            facts.append(_fact(f"time:{step}", f"{label} took {took}.", took))
+            facts.append(fact(f"time:{step}", f"{label} took {took}.", took))
     return facts
 
 
 def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
-    facts: list[Fact] = [_fact(
+    facts: list[Fact] = [fact(
         "sides",
         "Left and right are the subject's own: the subject's left eye appears on the right side of the photo.",
         "the subject's own",
@@ -192,7 +172,7 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
             by = f"by {METHOD_NAMES[method]} ({LABELS[method]})"
             first = rows[0]
             region = f"the {region_name(first['region'])}"
-            facts.append(_fact(
+            facts.append(fact(
                 f"top:{image}:{method}",
                 f"In {where}, the most important region {by} is {region}, with {_pct(first['share'])}.",
                 region,
@@ -200,7 +180,7 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
             if len(rows) > 1:
                 second = rows[1]
                 region = f"the {region_name(second['region'])}"
-                facts.append(_fact(
+                facts.append(fact(
                     f"second:{image}:{method}",
                     f"In {where}, the second most important region {by} is {region}, with "
                     f"{_pct(second['share'])}.",
@@ -208,7 +188,7 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
                 ))
                 last = rows[-1]
                 region = f"the {region_name(last['region'])}"
-                facts.append(_fact(
+                facts.append(fact(
                     f"least:{image}:{method}",
                     f"In {where}, the least important region {by} is {region}, with {_pct(last['share'])}.",
                     region,
@@ -216,7 +196,7 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
             if method == "average":
                 for row in rows:
                     share = _pct(row["share"])
-                    facts.append(_fact(
+                    facts.append(fact(
                         f"share:{image}:{row['region']}",
                         f"In {where}, the {region_name(row['region'])} has an average importance of {share}.",
                         share,
@@ -228,7 +208,7 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
             votes = int(agreement["top_region_votes"])
             total = len(methods) if votes > n_methods else n_methods
             count = f"{votes} of {total} methods"
-            facts.append(_fact(
+            facts.append(fact(
                 f"agreement_top:{image}",
                 f"In {where}, {count} agree that the {region_name(agreement['top_region'])} is the most "
                 "important region.",
@@ -236,7 +216,7 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
             ))
         if agreement.get("kendall_tau") is not None:
             tau = f"{float(agreement['kendall_tau']):.2f}"
-            facts.append(_fact(
+            facts.append(fact(
                 f"agreement_tau:{image}",
                 f"In {where}, the region rankings of the methods agree with a Kendall tau of {tau} "
                 "(1 is full agreement).",
@@ -244,17 +224,18 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
             ))
     for method in methods:
         text = METHOD_DESCRIPTIONS[method]
-        facts.append(_fact(f"method:{method}", text, text.split(") ", 1)[1].rstrip(".")))
+        facts.append(fact(f"method:{method}", text, text.split(") ", 1)[1].rstrip(".")))
     timings = explanation.get("timings_ms") or {}
     if timings:
         total = _ms(sum(float(v) for v in timings.values()))
-        facts.append(_fact("time:explain", f"Computing the explanation maps took {total}.", total))
+        facts.append(fact("time:explain", f"Computing the explanation maps took {total}.", total))
     return facts
 
 
 def build_facts(result: Mapping[str, Any]) -> list[Fact]:
     """Every fact stated by the result, each with the span that answers it; numbers only come from `result`."""
-    facts = _decision_facts(result) + _face_facts(result) + _model_facts(result) + _timing_facts(result)
+    facts = (_decision_facts(result) + _face_facts(result) + quality_facts(result) + _model_facts(result)
+             + _timing_facts(result))
     explanation = result.get("explanation")
     if explanation:
         facts += _explanation_facts(explanation)

@@ -27,7 +27,9 @@ class Settings:
     models_dir: Path = field(default_factory=default_models_dir)
     backend: str = "auto"  # auto | onnxruntime | openvino
     device: str = "CPU"  # OpenVINO device: CPU | GPU | NPU | AUTO
-    precision: str = "fp32"  # fp32 | int8: the recognizer (SFace) and its calibration
+    precision: str = "fp32"  # fp32 | int8: the recognizer and its calibration
+    # sface (default) | arcface (MobileFaceNet, 192-d) | fusion (mean of the two cosines); each its own calibration
+    recognizer: str = "sface"
     # mtcnn (the paper's, default) | yunet (OpenCV zoo's: ~4x cheaper per photo, own decision calibration)
     detector: str = "mtcnn"
     # MTCNN stays fp32: its int8 graphs run slower than fp32 on both backends (`edgefx bench backends`).

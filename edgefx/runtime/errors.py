@@ -128,6 +128,13 @@ class ModelHashMismatch(ModelError):
     code = "model_hash_mismatch"
 
 
+class CalibrationMismatch(ModelError):
+    """A decision calibration was fitted for another recognizer (or precision, or detector) than the one loaded:
+    its threshold and score densities would be meaningless for these scores."""
+
+    code = "calibration_mismatch"
+
+
 class CannotWrite(EdgefxError):
     """An output file or folder cannot be created or written (CLI: exit 2)."""
 

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edgefx.qa.context import build_context
+from edgefx.qa.context import build_facts
+from edgefx.qa.facts import Fact
 from edgefx.service.memory import give_back_memory
 
 API_VERSION = "v1"
@@ -19,7 +20,7 @@ class Explained:
 
     result: Any
     body: dict[str, Any]
-    context: list[str] | None = None
+    facts: list[Fact] | None = None
 
 
 def explained_bytes(explained: Explained) -> int:
@@ -41,11 +42,11 @@ def explained_bytes(explained: Explained) -> int:
     return total
 
 
-def explanation_context(explained: Explained) -> list[str]:
-    """The QA context sentences of an explained result, built once from its JSON."""
-    if explained.context is None:
-        explained.context = build_context(explained.body)
-    return explained.context
+def explanation_facts(explained: Explained) -> list[Fact]:
+    """The QA facts of an explained result, built once from its JSON."""
+    if explained.facts is None:
+        explained.facts = build_facts(explained.body)
+    return explained.facts
 
 
 def link_images(explanation: dict[str, Any], explanation_id: str) -> None:

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from edgefx.qa.answerer import MAX_QUESTION_CHARS, validate_question
 from edgefx.runtime.errors import InvalidQuestion, InvalidRequest, NotFound, UnsupportedMediaType
-from edgefx.service.explained import IMAGES, Explained, explanation_context
+from edgefx.service.explained import IMAGES, Explained, explanation_facts
 from edgefx.service.memory import then_trim_heap
 from edgefx.service.state import Services, services
 
@@ -38,8 +38,8 @@ QUESTION_BODY = {
 @router.get("", summary="An explanation: result, table and context sentences")
 async def explanation(explanation_id: str, s: Services = Depends(services)) -> dict[str, Any]:
     explained: Explained = s.lookup(explanation_id).result
-    context = await s.pool.run(explanation_context, explained)
-    return {**explained.body, "context": context}
+    facts = await s.pool.run(explanation_facts, explained)
+    return {**explained.body, "context": [f.text for f in facts]}
 
 
 @router.get("/heatmaps/{image}/{method}.png", summary="The heatmap of one method over one photo",
@@ -71,8 +71,8 @@ async def summary(explanation_id: str, s: Services = Depends(services)) -> Respo
 async def ask(explanation_id: str, request: Request, s: Services = Depends(services)) -> dict[str, Any]:
     question = await read_question(request)
     explained: Explained = s.lookup(explanation_id).result
-    context = await s.pool.run(explanation_context, explained)
-    answer = await s.pool.run(s.engine.ask, context, question)
+    facts = await s.pool.run(explanation_facts, explained)
+    answer = await s.pool.run(s.engine.ask, facts, question)
     return answer_dict(answer)
 
 
