@@ -6,6 +6,7 @@ import argparse
 import ast
 import hashlib
 import importlib
+import json
 import logging
 import shutil
 import sys
@@ -163,8 +164,7 @@ class Build:
             table_keys = {"fp32_sha256": fp32_entry["files"]["onnx"]["sha256"], "table_recipe": table_recipe}
             settings = {**table_keys, **SETTINGS[name], "recipe": recipe}
             recorded = old.get("quantization", {}) if old else {}
-            table_ok = all(recorded.get(k) == v for k, v in table_keys.items()) \
-                and record_matches(recorded.get("ranges"))
+            table_ok = _table_fits(table, table_keys)
             if (not self.force and table_ok and all(recorded.get(k) == v for k, v in settings.items())
                     and record_matches(old["files"].get("onnx"))):
                 print(f"{key}: up to date")
@@ -190,6 +190,8 @@ class Build:
                 continue
             entry = {k: v for k, v in fp32_entry.items()
                      if k in ("source", "license", "license_files", "upstream", "inputs", "outputs")}
+            if batches is not None:
+                _write_table_meta(table, table_keys)
             quantization = {**settings, "ranges": file_record(table), "route": route, "method": METHOD}
             if batches is not None:
                 quantization["calibrated_on"] = f"{self.calibration().origin}: {self.calibration().count(name)} "\
@@ -296,6 +298,26 @@ class Build:
         self.yunet()
         self.int8()
         self.openvino()
+
+
+def _table_meta_path(table: Path) -> Path:
+    return table.with_name(table.name.replace(".ranges.json", ".ranges.meta.json"))
+
+
+def _table_fits(table: Path, keys: dict[str, str]) -> bool:
+    """Whether a tracked range table was made for this fp32 model by this calibration recipe. Its tracked sidecar says
+    so (not the manifest, a build output), so a fresh clone quantizes from the table instead of recalibrating and
+    rewriting it."""
+    meta_path = _table_meta_path(table)
+    if not (table.is_file() and meta_path.is_file()):
+        return False
+    meta = json.loads(meta_path.read_text())
+    return all(meta.get(k) == v for k, v in keys.items()) and meta.get("sha256") == file_record(table)["sha256"]
+
+
+def _write_table_meta(table: Path, keys: dict[str, str]) -> None:
+    meta = {**keys, "sha256": file_record(table)["sha256"]}
+    _table_meta_path(table).write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
 
 
 def _fp32_step_of(name: str) -> str:
