@@ -161,3 +161,31 @@ def test_what_can_i_do_names_what_the_live_photo_shows(engine, mismatched_pair_b
     assert not result["match"] and remedy in by_key["advice"].text, (how, by_key["advice"].text)
     untouched = {f.key: f for f in build_facts(engine.verify(reference, live).to_dict())}
     assert remedy not in untouched["advice"].text
+
+
+def test_speller_index_finds_what_a_full_scan_finds() -> None:
+    import random
+
+    from edgefx.qa.text import Speller
+
+    domain = {"threshold", "similarity", "confidence", "decision", "sharpness", "lighting", "forehead", "eyebrow",
+              "match", "score", "greedy", "removal", "aggregation", "detector", "recognised", "rejected", "rejection"}
+    speller = Speller({"the", "what", "is"}, domain)
+
+    def full_scan(w: str) -> str:
+        cap = 2 if len(w) >= 8 else 1
+        dist = sorted((speller._dist(w, d, cap), d) for d in speller.domain)
+        best = [d for k, d in dist if k == dist[0][0]]
+        return best[0] if dist[0][0] <= cap and len(best) == 1 else w
+
+    rng = random.Random(0)
+    for word in sorted(domain):
+        for _ in range(20):
+            w = list(word)
+            for _ in range(rng.randint(1, 2)):
+                w.insert(rng.randrange(len(w) + 1), rng.choice("abcdefghijklmnopqrstuvwxyz"))
+                del w[rng.randrange(len(w))]
+            typo = "".join(w)
+            if len(typo) >= 5 and typo.isalpha() and typo not in speller.vocab:
+                assert speller.fix_word(typo) == full_scan(typo), typo
+    assert speller("whats the treshold") == "whats the threshold"

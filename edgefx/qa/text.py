@@ -17,6 +17,13 @@ class Speller:
 
     def __init__(self, vocab: set[str], domain: set[str]):
         self.vocab, self.domain = vocab, sorted(w for w in domain if len(w) >= 4)
+        # Symmetric-delete index (as SymSpell): two words within edit distance k share a string left after at most k
+        # deletions from each, so a lookup computes distances to a handful of candidates instead of every word.
+        self.index: dict[str, set[str]] = {}
+        for d in self.domain:
+            for v in _deletions(d, 2):
+                self.index.setdefault(v, set()).add(d)
+        self.fixed: dict[str, str] = {}
 
     @staticmethod
     def _dist(a: str, b: str, cap: int) -> int:
@@ -35,9 +42,15 @@ class Speller:
     def fix_word(self, w: str) -> str:
         if len(w) < 5 or w in self.vocab or not w.isalpha():
             return w
+        if w not in self.fixed:
+            self.fixed[w] = self._closest(w)  # a kiosk's vocabulary is small: remember each answer
+        return self.fixed[w]
+
+    def _closest(self, w: str) -> str:
         cap = 2 if len(w) >= 8 else 1
+        candidates = sorted({d for v in _deletions(w, cap) for d in self.index.get(v, ())})
         best, cands = cap + 1, []
-        for d in self.domain:
+        for d in candidates:
             k = self._dist(w, d, cap)
             if k < best:
                 best, cands = k, [d]
@@ -61,3 +74,12 @@ def speller_for(vocabulary: Iterable[str], bank_texts: Iterable[str]) -> Speller
     texts = list(bank_texts)
     domain = {w for t in texts for w in re.findall(r"[a-z]+", t.lower())}
     return Speller({w for w in vocabulary if w.isalpha()} | domain, domain)
+
+
+def _deletions(word: str, depth: int) -> set[str]:
+    """The word and every string left after deleting up to `depth` of its letters."""
+    level, out = {word}, {word}
+    for _ in range(depth):
+        level = {w[:i] + w[i + 1:] for w in level for i in range(len(w))}
+        out |= level
+    return out
