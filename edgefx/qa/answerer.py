@@ -7,10 +7,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgefx.qa.answers import compose
 from edgefx.qa.facts import Fact
-from edgefx.qa.intents import IntentClassifier, IntentResolver, QuestionEncoder, Resolution, banks_digest
-from edgefx.qa.reading import MAX_QUESTION_CHARS, SpanReader, load_tokenizer, validate_question
+from edgefx.qa.intents import (
+    IntentClassifier,
+    IntentResolver,
+    QuestionEncoder,
+    Resolution,
+    banks_digest,
+)
+from edgefx.qa.reading import (
+    MAX_QUESTION_CHARS,
+    SpanReader,
+    load_tokenizer,
+    validate_question,
+)
 from edgefx.runtime.errors import ModelError
 from edgefx.runtime.manifest import Manifest
 
@@ -74,6 +87,8 @@ class QuestionAnswerer:
             raise ModelError("the intent weights were fitted on other example banks than edgefx/qa/banks.json: "
                              "rebuild them with `make models` (or `python -m export intents`)")
         self.resolver = IntentResolver(encoder, classifier)
+        # Embedded once at load: a refusal offers the suggested questions nearest to what was asked.
+        self.suggestion_vectors = np.stack([encoder(self.resolver.normalise(q)) for q in SUGGESTIONS])
         self.precision = precision
         self.threshold = classifier.threshold
 
@@ -98,6 +113,13 @@ class QuestionAnswerer:
         agrees = bool(span) and (span in fact.answer or fact.answer in span)
         return (fact.answer, agrees)
 
+    def suggestions(self, resolution: Resolution, n: int = 3) -> list[str]:
+        """The n suggested questions closest to the one asked."""
+        if resolution.vector is None:
+            return SUGGESTIONS[:n]
+        order = np.argsort(-(self.suggestion_vectors @ resolution.vector), kind="stable")
+        return [SUGGESTIONS[int(i)] for i in order[:n]]
+
     def resolve(self, question: str) -> Resolution:
         return self.resolver.resolve(validate_question(question))
 
@@ -105,13 +127,13 @@ class QuestionAnswerer:
         """Answer `question` from the facts of one result, or refuse (with suggestions)."""
         resolution = self.resolve(question)
         if resolution.keys is None:
-            return Answer(REFUSAL, round(resolution.confidence, 4), None, SUGGESTIONS[:3], answered=False,
+            return Answer(REFUSAL, round(resolution.confidence, 4), None, self.suggestions(resolution), answered=False,
                           intent=resolution.intent)
         by_key = {f.key: f for f in facts}
         chosen = [by_key[k] for k in resolution.keys if k in by_key][:MAX_FACTS]
         if not chosen:
             text = f"{NOT_IN_RESULT} ({resolution.intent.replace('_', ' ')}); ask for an explanation to get more facts."
-            return Answer(text, round(resolution.confidence, 4), None, SUGGESTIONS[:3], answered=False,
+            return Answer(text, round(resolution.confidence, 4), None, self.suggestions(resolution), answered=False,
                           intent=resolution.intent)
         values = [self.extract(question, f) for f in chosen]
         sentence = compose([(f, value) for f, (value, _) in zip(chosen, values)], by_key)

@@ -46,6 +46,7 @@ class Resolution:
     keys: list[str] | None
     confidence: float
     intent: str
+    vector: np.ndarray | None = None  # the question's embedding (suggestions near it are offered on a refusal)
 
 
 class QuestionEncoder:
@@ -129,8 +130,9 @@ class IntentResolver:
 
     def resolve(self, question: str) -> Resolution:
         text = self.normalise(question)
-        intent, confidence, ranked = self.classifier.decide(self.encoder(text))
+        vector = self.encoder(text)
+        intent, confidence, ranked = self.classifier.decide(vector)
         if intent is None:
-            return Resolution(None, confidence, ranked)
+            return Resolution(None, confidence, ranked, vector)
         keys = keys_for(intent, text)
-        return Resolution(keys, confidence, keys[0].split(":")[0] if keys else intent)
+        return Resolution(keys, confidence, keys[0].split(":")[0] if keys else intent, vector)
