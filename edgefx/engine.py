@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,6 +19,9 @@ from edgefx.faces.detection import select_face
 from edgefx.faces.loading import load_face_models
 from edgefx.faces.result import ImageInput, PreparedFace, VerifyResult
 from edgefx.faces.yunet import YuNet
+from edgefx.gallery.access import Gallery, open_gallery
+from edgefx.gallery.results import Enrolment, Identification
+from edgefx.gallery.store import SubjectRow
 from edgefx.qa.answerer import Answer, QuestionAnswerer
 from edgefx.qa.facts import Fact
 from edgefx.runtime.config import Settings
@@ -47,6 +51,8 @@ class Engine:
         # Photo B is decoded, detected and aligned on this thread while the caller does photo A.
         cores = s.threads or os.cpu_count() or 1
         self._prepare_pool = ThreadPoolExecutor(1, thread_name_prefix="edgefx-prepare") if cores > 1 else None
+        self._gallery: Gallery | None = None  # opened on first use: a verify-only run never creates a database
+        self._gallery_lock = threading.Lock()
         self._warm_up()
         self.load_seconds = time.perf_counter() - t0
         self.ready = True
@@ -129,6 +135,72 @@ class Engine:
                 "detector_precision": "fp32" if yunet else self.settings.detector_precision, "backend": self.backend_name,
                 "detector_backend": self.detector.backend, "device": self.device,
                 "flip_tta": str(self.recognizer.flip_tta).lower()}
+
+    # -- access control: the gallery (edgefx.gallery) ----------------------------------------------
+    @property
+    def gallery(self) -> Gallery:
+        with self._gallery_lock:
+            if self._gallery is None:
+                self._gallery = open_gallery(self.settings, self.manifest, self.recognizer.name, self.calibration)
+            return self._gallery
+
+    def _embed_one(self, image: ImageInput, timings: dict[str, float]) -> tuple[PreparedFace, np.ndarray]:
+        face = self.prepare(image, "a", timings)
+        t0 = time.perf_counter()
+        embedding = self.recognizer.embed(face.crop[None])[0]
+        timings["embed"] = (time.perf_counter() - t0) * 1e3
+        return face, embedding
+
+    def _explained(self, pair: VerifyResult, timings: dict[str, float]) -> Any:
+        t0 = time.perf_counter()
+        explanation = explain_result(pair, self.recognizer.embed, pair.threshold)
+        timings["explain"] = (time.perf_counter() - t0) * 1e3
+        return explanation
+
+    def enroll(self, subject_id: str, images: list[bytes], name: str | None = None,
+               keep_crop: bool = False) -> Enrolment:
+        """Store one encrypted template per photo (and, with `keep_crop`, its aligned crop) for a subject."""
+        self.gallery.check_enrolment(subject_id, name, len(images))
+        t_start, timings = time.perf_counter(), {}
+        faces = [self.prepare(image, str(i + 1), timings) for i, image in enumerate(images)]
+        t0 = time.perf_counter()
+        embeddings = self.recognizer.embed(np.stack([f.crop for f in faces]))
+        timings["embed"] = (time.perf_counter() - t0) * 1e3
+        enrolment = self.gallery.enroll(subject_id, name, faces, embeddings, keep_crop, timings, self.model_info())
+        timings["total"] = (time.perf_counter() - t_start) * 1e3
+        return enrolment
+
+    def identify(self, image: ImageInput, top: int = 5, explain: bool = False) -> Identification:
+        """1:N open-set: who of the enrolled, if anyone; the top candidates best first."""
+        t_start, timings = time.perf_counter(), {}
+        probe, embedding = self._embed_one(image, timings)
+        result = self.gallery.identify(probe, embedding, top, explain, timings, self.model_info())
+        if explain and len(result.pair.faces) == 2:
+            result.explanation = self._explained(result.pair, timings)
+        timings["total"] = (time.perf_counter() - t_start) * 1e3
+        return result
+
+    def verify_id(self, subject_id: str, image: ImageInput, explain: bool = False) -> VerifyResult:
+        """1:1 against a claimed subject (its best template), with the verify threshold; `extra.subject` names it."""
+        self.gallery.store.subject(subject_id)  # an unknown subject is refused before any photo is decoded
+        t_start, timings = time.perf_counter(), {}
+        probe, embedding = self._embed_one(image, timings)
+        result = self.gallery.verify_id(subject_id, probe, embedding, explain, timings, self.model_info())
+        if explain and len(result.faces) == 2:
+            result.explanation = self._explained(result, timings)
+        timings["total"] = (time.perf_counter() - t_start) * 1e3
+        return result
+
+    def subjects(self) -> list[SubjectRow]:
+        return self.gallery.store.subjects()
+
+    def remove_subject(self, subject_id: str) -> int:
+        """Erase a subject's rows (vacuumed, WAL checkpointed); how many templates were erased."""
+        return self.gallery.remove_subject(subject_id)
+
+    def audit_verify(self) -> dict[str, Any]:
+        """{ok, rows, ...}: whether the audit trail's hash chain verifies."""
+        return self.gallery.store.audit_verify()
 
     # -- questions ----------------------------------------------------------------------------
     def ask(self, facts: list[Fact], question: str) -> Answer:

@@ -54,7 +54,7 @@ class VerifyResult:
     threshold: float
     confidence: float
     pic_genuine: float
-    faces: tuple[PreparedFace, PreparedFace]
+    faces: tuple[PreparedFace, ...]  # a and b; a gallery decision without a kept enrolled photo has only a
     timings_ms: dict[str, float]
     model: dict[str, str]
     explanation: Any = None  # an edgefx.explain.result.Explanation when explained (a higher layer)

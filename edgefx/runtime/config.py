@@ -16,6 +16,12 @@ def default_models_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
 
 
+def default_data_dir() -> Path:
+    """Where the gallery lives by default: `$XDG_DATA_HOME/edgefx`, else `~/.local/share/edgefx`."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "edgefx"
+
+
 def default_lfw_dir() -> Path:
     """`EDGEFX_LFW`, else `../shared/lfw` beside the source tree."""
     env = os.environ.get("EDGEFX_LFW")
@@ -53,6 +59,12 @@ class Settings:
     queue_size: int = 8
     explanation_ttl_s: float = 900.0
     explanation_cap: int = 64
+    # Gallery (enrolment, identification): the SQLite file and the AES-GCM template key. None = the defaults of
+    # edgefx.gallery (the data dir's gallery.db; the key beside it, created on first enrolment with a warning).
+    db: Path | None = None
+    key_file: Path | None = None
+    # The open-set operating point: the false-positive identification rate the identify threshold is set for.
+    identify_fpir: float = 0.01
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":

@@ -154,3 +154,44 @@ class BadArgument(EdgefxError):
 
     code = "bad_argument"
     status = 400
+
+
+class TemplateKeyError(EdgefxError):
+    """The template key file is unreadable or malformed: a server configuration fault, nothing was read or written."""
+
+    code = "template_key_error"
+    status = 503
+
+
+class TemplateKeyMismatch(TemplateKeyError):
+    """The gallery was encrypted with another key than the one configured; no template was read or changed."""
+
+    code = "template_key_mismatch"
+
+
+class TemplateMismatch(EdgefxError):
+    """An enrolled template was made by another recognizer, precision or detector than the one running: its scores
+    would not be comparable, so it is never compared (re-enrol the subject with the running models)."""
+
+    code = "template_mismatch"
+    status = 409
+
+
+class UnknownSubject(NotFound):
+    """No subject with this id is enrolled."""
+
+    code = "unknown_subject"
+
+
+class GalleryUnavailable(EdgefxError):
+    """The gallery database cannot be opened or written (path, permissions, a damaged file)."""
+
+    code = "gallery_unavailable"
+    status = 503
+
+
+class AuditChainBroken(EdgefxError):
+    """A row of the audit trail was changed or deleted: its hash chain does not verify."""
+
+    code = "audit_chain_broken"
+    status = 500
