@@ -113,3 +113,26 @@ def test_every_answer_span_is_inside_its_sentence() -> None:
     for result in _results():
         for fact in build_facts(result):
             assert fact.answer and fact.answer in fact.text
+
+
+def test_the_most_important_region_fact_follows_the_shipped_ranking() -> None:
+    import numpy as np
+
+    from edgefx.explain.regions import RANK_BY, REGIONS, explainability_table, region_labels
+
+    labels = region_labels()
+    sal = np.where(labels == REGIONS.index("forehead") + 1, 0.2, 0.0).astype(np.float32)
+    sal[labels == REGIONS.index("left_eye") + 1] = 1.0  # more mass on the forehead, more per pixel on the eye
+    table = explainability_table({"a": {"average": sal}})
+    result = _result(True, 0.6, 0.3)
+    result["explanation"] = {"methods": ["average"], "table": table, "rank_by": RANK_BY}
+    facts = {f.key: f for f in build_facts(result)}
+    by_figure = {fig: max((r for r in table), key=lambda r: r[fig]) for fig in ("share", "density")}
+    assert by_figure["share"]["region"] == "forehead" and by_figure["density"]["region"] == "left_eye"
+    shipped = by_figure[RANK_BY]
+    assert facts["top:a:average"].answer == "the " + shipped["region"].replace("_", " ")
+    assert f"with {shipped[RANK_BY]:.1f}%" in facts["top:a:average"].text
+    # a result stored before the ranking changed (no `rank_by`) keeps its mass shares
+    result["explanation"] = {"methods": ["average"], "table": explainability_table({"a": {"average": sal}},
+                                                                                  rank_by="share")}
+    assert {f.key: f for f in build_facts(result)}["top:a:average"].answer == "the forehead"

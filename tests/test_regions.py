@@ -7,11 +7,14 @@ import pytest
 
 from edgefx.runtime.errors import InvalidRequest
 from edgefx.explain.regions import (
+    RANK_BY,
+    REGION_METHOD,
     REGIONS,
     TEMPLATE,
     agreement,
     explainability_table,
     kendall_tau_b,
+    region_check,
     region_labels,
     region_masks,
     shares_percent,
@@ -73,7 +76,7 @@ def test_shares_sum_to_100_per_method_and_image_and_ranks_are_a_permutation() ->
             assert round(sum(r["share"] for r in sel), 6) == 100.0
             assert round(sum(r["density"] for r in sel), 6) == 100.0
             assert sorted(r["rank"] for r in sel) == list(range(1, 11))
-            best = max(sel, key=lambda r: r["share"])
+            best = max(sel, key=lambda r: r[RANK_BY])
             assert best["rank"] == 1
 
 
@@ -125,3 +128,80 @@ def test_agreement_votes_and_tau() -> None:
     assert agree["kendall_tau"] is not None and -1.0 <= agree["kendall_tau"] <= 1.0
     same = agreement(explainability_table({"a": {m: nose + 0.1 * ramp for m in METHODS}}))["a"]
     assert same["kendall_tau"] == 1.0 and same["top_region_votes"] == 4
+
+
+def _planted(labels: np.ndarray) -> np.ndarray:
+    """A faint spread over the forehead (most mass: the largest region) and a bright spot on the subject's left eye
+    (most mass per pixel): the two map rankings must disagree on the top region."""
+    forehead = labels == REGIONS.index("forehead") + 1
+    eye = labels == REGIONS.index("left_eye") + 1
+    sal = np.zeros((112, 112), np.float32)
+    sal[forehead] = 0.2
+    sal[eye] = 1.0
+    assert sal[forehead].sum() > sal[eye].sum()  # the plant itself: more mass on the forehead
+    return sal
+
+
+def test_each_map_ranking_is_computed_from_the_map() -> None:
+    labels = region_labels()
+    maps = {"a": {"average": _planted(labels)}}
+    top = {rank_by: next(r["region"] for r in explainability_table(maps, rank_by=rank_by) if r["rank"] == 1)
+           for rank_by in ("share", "density")}
+    assert top == {"share": "forehead", "density": "left_eye"}
+    # moved to another place, the plant moves the top region with it: nothing is fixed in advance
+    nose = (labels == REGIONS.index("nose") + 1).astype(np.float32)
+    moved = explainability_table({"a": {"average": 0.05 * (labels > 0) + nose}}, rank_by="density")
+    assert next(r["region"] for r in moved if r["rank"] == 1) == "nose"
+    with pytest.raises(InvalidRequest):
+        explainability_table(maps, rank_by="area")
+
+
+def test_region_removal_rows_rank_by_the_drop_and_a_map_below_a_random_region_is_weak() -> None:
+    labels = region_labels()
+    drops = np.zeros(len(REGIONS))
+    drops[REGIONS.index("nose")] = 0.09
+    drops[REGIONS.index("left_eye")] = 0.01
+    drops[REGIONS.index("chin")] = -0.02  # removing it raised the score
+    maps = {"a": {"average": _planted(labels), "single_removal": (labels == REGIONS.index("nose") + 1) * 1.0}}
+    rows = explainability_table(maps, {"a": labels}, {"a": drops}, rank_by="density")
+    direct = {r["region"]: r for r in rows if r["method"] == REGION_METHOD}
+    assert direct["nose"]["rank"] == 1 and direct["chin"]["rank"] == 10 and direct["nose"]["drop"] == 0.09
+    assert direct["nose"]["share"] == 90.0 and direct["chin"]["share"] == 0.0
+    check = region_check(rows, {"a": drops})["a"]
+    # mean drop over the ten regions is 0.008: the left eye's 0.01 beats it, the nose's 0.09 too
+    assert check["single_removal"] == {"top_region": "nose", "top_drop": 0.09, "random_drop": 0.008, "weak": False}
+    assert check["average"]["top_region"] == "left_eye" and not check["average"]["weak"]
+    drops[REGIONS.index("left_eye")] = 0.0
+    assert region_check(rows, {"a": drops})["a"]["average"]["weak"]
+    assert agreement(rows, "density")["a"]["voters"] == 1  # S- votes; Avg (their mean) and the direct row do not
+
+
+def _turned() -> np.ndarray:
+    """Synthetic landmarks of a head turned ~30 degrees: the eyes closer (the far one more), the nose tip swung 11 px
+    toward the image's right, the mouth a little."""
+    pts = TEMPLATE.astype(np.float64).copy()
+    pts[0, 0] += 4.0
+    pts[1, 0] -= 2.0
+    pts[2, 0] += 11.0
+    pts[3, 0] += 4.0
+    pts[4, 0] += 2.0
+    return pts
+
+
+def test_regions_of_a_turned_face_sit_on_its_eyes_nose_and_mouth() -> None:
+    pts = _turned()
+    labels = region_labels(pts)
+    for name, point in (("right_eye", pts[0]), ("left_eye", pts[1]), ("nose", pts[2]), ("mouth", pts[3:].mean(0))):
+        assert labels[int(round(point[1])), int(round(point[0]))] == REGIONS.index(name) + 1, name
+    # each eye region is centred on its own eye (a single similarity fit put the far eye 4.5 px off)
+    for name, point in (("right_eye", pts[0]), ("left_eye", pts[1])):
+        x, y = _centroid(name, labels)
+        assert abs(x - point[0]) < 1.0 and abs(y - point[1]) < 1.0, name
+    # at the nose tip's height the nose region is centred near the tip, not on the face's midline
+    cols = np.nonzero(labels[int(round(pts[2, 1]))] == REGIONS.index("nose") + 1)[0]
+    assert abs((cols.min() + cols.max()) / 2 - pts[2, 0]) < 3.0
+    masks = region_masks(labels)
+    assert masks.sum(axis=0).max() == 1 and all(m.sum() > 40 for m in masks)
+    # the eyebrows stay above their eyes, the mouth between the cheeks
+    assert _centroid("right_eyebrow", labels)[1] < _centroid("right_eye", labels)[1]
+    assert _centroid("right_cheek", labels)[0] < _centroid("mouth", labels)[0] < _centroid("left_cheek", labels)[0]

@@ -11,7 +11,10 @@ from edgefx.cli.options import add_engine_options, existing_dir, existing_file, 
 from edgefx.engine import Engine
 from edgefx.evaluation.lfw_eval import evaluate_lfw, plot_curves
 from edgefx.evaluation.qa_eval import SETS, evaluate, set_paths
-from edgefx.evaluation.saliency_eval import faithfulness, lfw_crops
+from edgefx.evaluation.region_eval import sheet_faces
+from edgefx.evaluation.saliency_eval import faithfulness, lfw_faces
+from edgefx.explain.regions import region_labels
+from edgefx.explain.render import region_sheet, to_png_bytes
 from edgefx.explain.saliency import DEFAULT_FILL, DEFAULT_STEPS
 from edgefx.explain.windows import DEFAULT_GRID
 from edgefx.faces.decision import load_calibration
@@ -54,14 +57,33 @@ def cmd_eval_saliency(args: argparse.Namespace) -> int:
     engine = engine_for(args)
     if args.n < 2:
         raise InvalidRequest("--n must be at least 2 (one matched and one mismatched pair)")
-    pairs = lfw_crops(engine, Path(args.root), Path(args.pairs), args.n)
-    report = faithfulness(pairs, engine.recognizer.embed, engine.calibration.threshold, grid=args.grid,
-                          fill=args.fill, greedy_steps=args.steps, random_orders=args.random_orders)
+    faces = lfw_faces(engine, Path(args.root), Path(args.pairs), args.n)
+    report = faithfulness([(crops, genuine) for crops, genuine, _ in faces], engine.recognizer.embed,
+                          engine.calibration.threshold, grid=args.grid, fill=args.fill, greedy_steps=args.steps,
+                          random_orders=args.random_orders, landmarks=[points for _, _, points in faces],
+                          region_draws=args.region_draws)
     report["model"] = engine.model_info()
     report["pairs_file"] = str(args.pairs)
+    report["pairs"] = {"matched": sum(g for _, g, _ in faces), "mismatched": sum(not g for _, g, _ in faces)}
     if args.json:
         write_text(args.json, json.dumps(report, indent=1))
-    print(json.dumps(report["summary"], indent=2))
+    print(json.dumps({"pixel_level": report["summary"], "region_level": report["regions"]}, indent=2))
+    return 0
+
+
+def cmd_eval_regions(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    faces = sheet_faces(engine, Path(args.root), Path(args.pairs), args.n)
+    if not faces:
+        raise InvalidRequest("no face was found in the scanned LFW photos")
+    sheet = region_sheet([c for c, _, _ in faces], [region_labels(p) for _, p, _ in faces], [p for _, p, _ in faces],
+                         [t for _, _, t in faces])
+    out = Path(args.out)
+    try:
+        out.write_bytes(to_png_bytes(sheet))
+    except OSError as exc:
+        raise CannotWrite(f"cannot write the contact sheet to {out}: {exc.strerror}") from None
+    print(f"{len(faces)} faces -> {out} (LFW faces: do not commit it)")
     return 0
 
 
@@ -108,12 +130,20 @@ def register(sub: Any) -> None:
     add_engine_options(p)
     p.set_defaults(func=cmd_eval_lfw)
 
-    p = sub.add_parser("saliency", help="deletion/insertion AUC of each saliency method vs random window orders")
+    p = sub.add_parser("saliency", help="deletion/insertion AUC of each saliency method vs random window orders; "
+                       "region-level test of each region ranking vs random regions")
     add_saliency_options(p, 40)
     p.add_argument("--fill", choices=["blur", "mean"], default=DEFAULT_FILL)
     p.add_argument("--random-orders", type=positive_int, default=3)
+    p.add_argument("--region-draws", type=positive_int, default=5, help="seeded random regions per face and top-k")
     p.add_argument("--json", help="write the full report (with curves) to this file")
     p.set_defaults(func=cmd_eval_saliency)
+
+    p = sub.add_parser("regions", help="contact sheet PNG of LFW aligned faces with the ten region outlines "
+                       "(half of them the most turned heads)")
+    add_saliency_options(p, 20)
+    p.add_argument("--out", required=True, help="PNG path (outside the repository: it shows LFW faces)")
+    p.set_defaults(func=cmd_eval_regions)
 
     p = sub.add_parser("qa", help="QA on a question set: answered right, refused, confident wrong")
     p.add_argument("--set", choices=sorted(SETS), default="dev",

@@ -14,12 +14,15 @@ from typing import Any
 import numpy as np
 
 from edgefx.runtime.errors import EdgefxError
+from edgefx.evaluation.region_eval import face_region_test, other_fill, summarize_regions
+from edgefx.explain.regions import REGION_METHOD, region_labels, region_masks
 from edgefx.explain.saliency import DEFAULT_FILL, DEFAULT_STEPS, METHODS, PairExplanation, explain_pair
 from edgefx.explain.windows import DEFAULT_GRID, composite, default_sigma, gaussian_windows, neutral_fill, window_scores
 
 log = logging.getLogger(__name__)
 Embed = Callable[[np.ndarray], np.ndarray]
 Crops = tuple[np.ndarray, np.ndarray]
+Landmarks = tuple[np.ndarray | None, np.ndarray | None]
 
 
 # -- faithfulness ---------------------------------------------------------------------------------
@@ -56,22 +59,28 @@ def auc(curve: np.ndarray) -> np.ndarray:
 
 def faithfulness(pairs: Iterable[tuple[Crops, bool]], embed: Embed, threshold: float, grid: int = DEFAULT_GRID,
                  sigma: float | None = None, fill: str = DEFAULT_FILL, greedy_steps: int = DEFAULT_STEPS,
-                 random_orders: int = 3, seed: int = 0) -> dict[str, Any]:
-    """Deletion/insertion AUC per method and for random window orders, over matched and mismatched pairs.
+                 random_orders: int = 3, seed: int = 0, landmarks: Sequence[Landmarks] | None = None,
+                 region_draws: int = 5) -> dict[str, Any]:
+    """Deletion/insertion AUC per method and for random window orders, and the region-level test
+    (`region_eval`), over matched and mismatched pairs.
 
     Lower deletion AUC and higher insertion AUC mean the map's order finds the windows the score
     depends on sooner than chance. Per pair and face each method is also compared with the mean of
-    the random orders (`beats_random_*` = share of faces where it does better).
+    the random orders (`beats_random_*` = share of faces where it does better). `landmarks` (per pair, the
+    two faces' 5 points in the crop) place the regions; without them the template regions are used.
     """
     sigma = float(default_sigma(grid) if sigma is None else sigma)
     windows = gaussian_windows(grid, sigma)
     rng = np.random.default_rng(seed)
+    region_rng = np.random.default_rng(seed + 1)
     rows: list[dict[str, Any]] = []
-    for (crop_a, crop_b), genuine in pairs:
+    for n, ((crop_a, crop_b), genuine) in enumerate(pairs):
+        points = landmarks[n] if landmarks is not None else (None, None)
+        labels = [region_labels(p) for p in points]
         ex = explain_pair(crop_a, crop_b, embed, threshold, grid=grid, sigma=sigma, fill=fill,
                           greedy_steps=greedy_steps)
         emb = np.asarray(embed(np.stack([crop_a, crop_b]).astype(np.float32)), np.float32)
-        for image, crop, target in (("a", crop_a, emb[1]), ("b", crop_b, emb[0])):
+        for image, crop, target, lab in (("a", crop_a, emb[1], labels[0]), ("b", crop_b, emb[0], labels[1])):
             orders = [np.argsort(-window_scores(ex.maps[image][m], windows), kind="stable") for m in METHODS]
             orders += [rng.permutation(len(windows)) for _ in range(random_orders)]
             deletion, insertion = curves(crop, target, orders, windows, fill, embed)
@@ -85,10 +94,13 @@ def faithfulness(pairs: Iterable[tuple[Crops, bool]], embed: Embed, threshold: f
             row["insertion"]["random"] = float(i_auc[len(METHODS):].mean())
             row["deletion_curves"]["random"] = deletion[len(METHODS):].mean(axis=0).round(4).tolist()
             row["insertion_curves"]["random"] = insertion[len(METHODS):].mean(axis=0).round(4).tolist()
+            row["regions"] = face_region_test(crop, target, ex.maps[image], lab, fill, embed, region_rng, region_draws)
             rows.append(row)
+        log.info("pair %d done", n + 1)
     return {"config": {"grid": grid, "sigma": round(sigma, 2), "fill": fill, "greedy_steps": greedy_steps,
-                       "random_orders": random_orders, "threshold": threshold},
-            "summary": summarize_faithfulness(rows), "faces": rows}
+                       "random_orders": random_orders, "threshold": threshold, "region_draws": region_draws,
+                       "region_other_fill": other_fill(fill)},
+            "summary": summarize_faithfulness(rows), "regions": summarize_regions(rows), "faces": rows}
 
 
 def summarize_faithfulness(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -157,12 +169,16 @@ class _Counted:
 def bench_explain_pairs(pairs: Sequence[Crops], embed: Embed, threshold: float, reference: bool = True,
                         grid: int = DEFAULT_GRID, greedy_steps: int = DEFAULT_STEPS, fill: str = DEFAULT_FILL
                         ) -> dict[str, Any]:
-    """Times the vectorised explanation and, on the same embedder, the plain per-mask loop (batch 1, full greedy)."""
+    """Times the vectorised explanation and, on the same embedder, the plain per-mask loop (batch 1, full greedy).
+
+    The five maps are timed as an explanation computes them: with the ten regions removed in the same batch (template
+    regions; a face's own landmarks only move them)."""
     ref_mod = _load_reference() if reference else None
+    masks = region_masks().astype(np.float32)
     singles, alls, refs = [], [], []
     ref_passes: list[int] = []
-    passes: dict[str, list[int]] = {m: [] for m in METHODS}
-    method_ms: dict[str, list[float]] = {m: [] for m in METHODS}
+    passes: dict[str, list[int]] = {m: [] for m in (*METHODS, REGION_METHOD)}
+    method_ms: dict[str, list[float]] = {m: [] for m in (*METHODS, REGION_METHOD)}
     identical = traces = 0
     prefixes: list[float] = []
     max_diff_agreeing: list[float] = []
@@ -174,11 +190,12 @@ def bench_explain_pairs(pairs: Sequence[Crops], embed: Embed, threshold: float, 
         explain_pair(crop_a, crop_b, embed, threshold, methods=["single_removal", "single_aggregation"], grid=grid,
                      greedy_steps=greedy_steps, fill=fill)
         t1 = time.perf_counter()
-        ex = explain_pair(crop_a, crop_b, embed, threshold, grid=grid, greedy_steps=greedy_steps, fill=fill)
+        ex = explain_pair(crop_a, crop_b, embed, threshold, grid=grid, greedy_steps=greedy_steps, fill=fill,
+                          regions=[masks, masks])
         t2 = time.perf_counter()
         singles.append((t1 - t0) * 1e3)
         alls.append((t2 - t1) * 1e3)
-        for m in METHODS:
+        for m in passes:
             passes[m].append(ex.passes[m])
             method_ms[m].append(ex.timings_ms[m])
         if ref_mod is not None:
@@ -209,7 +226,7 @@ def bench_explain_pairs(pairs: Sequence[Crops], embed: Embed, threshold: float, 
         "all_five_maps_both_faces_ms": round(statistics.median(alls), 1),
         "per_method_ms": {m: round(statistics.median(v), 1) for m, v in method_ms.items()},
         "passes": {m: round(statistics.median(v), 1) for m, v in passes.items()},
-        "passes_total": round(statistics.median([sum(passes[m][i] for m in METHODS) for i in range(len(pairs))]), 1),
+        "passes_total": round(statistics.median([sum(v[i] for v in passes.values()) for i in range(len(pairs))]), 1),
         "targets": {"single_maps_ms": 400, "all_five_ms": 2000, "speedup": 5.0},
         "load_average_1min": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
     }
@@ -232,14 +249,21 @@ def bench_explain_pairs(pairs: Sequence[Crops], embed: Embed, threshold: float, 
 
 def lfw_crops(engine: Any, root: Path, pairs_file: Path, n: int) -> list[tuple[Crops, bool]]:
     """Aligned crops of n pairs (half matched, half mismatched, spread over the file); failures are skipped."""
+    return [(crops, genuine) for crops, genuine, _ in lfw_faces(engine, root, pairs_file, n)]
+
+
+def lfw_faces(engine: Any, root: Path, pairs_file: Path, n: int) -> list[tuple[Crops, bool, Landmarks]]:
+    """`lfw_crops` with each face's 5 landmarks in its crop. Deterministic: every (len(kind) // (n / 2))-th matched and
+    mismatched pair of the file, in file order (pairsDevTest.txt, n = 100: every 5th of each kind)."""
     from edgefx.evaluation.lfw import lfw_image_root, read_pairs
+    from edgefx.faces.align import transform_points
 
     pairs = read_pairs(pairs_file)
     images = lfw_image_root(root)
     genuine = [p for p in pairs if p.genuine]
     impostor = [p for p in pairs if not p.genuine]
     want = {True: (n + 1) // 2, False: n // 2}
-    out: list[tuple[Crops, bool]] = []
+    out: list[tuple[Crops, bool, Landmarks]] = []
     for group in (genuine, impostor):
         label = group[0].genuine if group else True
         step = max(len(group) // max(want[label], 1), 1)
@@ -254,6 +278,7 @@ def lfw_crops(engine: Any, root: Path, pairs_file: Path, n: int) -> list[tuple[C
             except EdgefxError as exc:
                 log.warning("skipping %s / %s: %s", p.path_a, p.path_b, exc.message)
                 continue
-            out.append(((fa.crop, fb.crop), p.genuine))
+            points = (transform_points(fa.face.landmarks, fa.matrix), transform_points(fb.face.landmarks, fb.matrix))
+            out.append(((fa.crop, fb.crop), p.genuine, points))
             taken += 1
     return out

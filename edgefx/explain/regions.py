@@ -2,7 +2,9 @@
 
 The ten regions are drawn in the ArcFace template from its five landmarks (eye distance d = 35.2 px)
 and, for a face whose own aligned landmarks are given, moved onto them by the similarity transform
-template -> landmarks. Left/right are the subject's own: the image-left eye is the subject's right eye.
+template -> landmarks, then each onto its own landmarks (eyes, eyebrows and mouth rigidly with theirs, the nose
+sheared toward its tip, the rest by inverse-distance weights): a turned head keeps its regions on its features.
+Left/right are the subject's own: the image-left eye is the subject's right eye.
 Each pixel belongs to at most one region (eyes over eyebrows over nose/mouth over cheeks/chin/forehead);
 temples, hair and background belong to none, so shares are of the saliency mass inside the ten regions.
 """
@@ -27,6 +29,10 @@ REGIONS = (
 )
 SIDES = "left/right are the subject's own"
 AGREEMENT_METHODS = ("single_removal", "greedy_removal", "single_aggregation", "greedy_aggregation")
+REGION_METHOD = "region_removal"  # the regions themselves removed one at a time (direct region occlusion)
+MAP_RANKINGS = ("share", "density")
+# How a map ranks the regions: `share` (saliency mass) or `density` (mass per pixel); decided by `edgefx eval saliency`.
+RANK_BY = "share"
 
 
 def _mirror(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -50,22 +56,52 @@ _SHAPES: tuple[tuple[str, str, object], ...] = (
 )
 
 
-@lru_cache(maxsize=1)
-def _template_labels() -> np.ndarray:
+# Regions that ride on one landmark (moved rigidly with it): the eyes and eyebrows with their eye, the mouth with the
+# mouth corners' midpoint. The nose is sheared: its top follows the eyes' midpoint, from the nose tip's height down it
+# follows the tip (a turned head swings the tip sideways, not the bridge). The others (cheeks, chin, forehead) lie
+# between landmarks and follow them point by point (inverse-distance weights).
+_ANCHORS = {"right_eye": (0,), "right_eyebrow": (0,), "left_eye": (1,), "left_eyebrow": (1,), "mouth": (3, 4)}
+_ELLIPSE_POINTS = 48
+
+
+def _outline(kind: str, geom: object) -> np.ndarray:
+    """A shape's outline in template pixels, (N, 2) float64 (ellipses as polygons)."""
+    if kind == "polygon":
+        return np.asarray(geom, np.float64)
+    (cx, cy), (ax, ay) = geom  # type: ignore[misc]
+    t = np.linspace(0.0, 2.0 * np.pi, _ELLIPSE_POINTS, endpoint=False)
+    return np.stack([cx + ax * np.cos(t), cy + ay * np.sin(t)], axis=1)
+
+
+def _paint(outlines: Sequence[tuple[str, np.ndarray]]) -> np.ndarray:
+    """Fills the outlines in order (later ones win overlaps), 0 = no region."""
     labels = np.zeros((CROP_SIZE, CROP_SIZE), np.uint8)
     shift = 4  # sub-pixel precision for cv2 drawing
-    for name, kind, geom in _SHAPES:
-        value = REGIONS.index(name) + 1
-        if kind == "polygon":
-            pts = np.round(np.asarray(geom, np.float64) * (1 << shift)).astype(np.int32)
-            cv2.fillPoly(labels, [pts], value, lineType=cv2.LINE_8, shift=shift)
-        else:
-            (cx, cy), (ax, ay) = geom  # type: ignore[misc]
-            center = (round(cx * (1 << shift)), round(cy * (1 << shift)))
-            axes = (round(ax * (1 << shift)), round(ay * (1 << shift)))
-            cv2.ellipse(labels, center, axes, 0, 0, 360, value, -1, lineType=cv2.LINE_8, shift=shift)
+    for name, pts in outlines:
+        fixed = np.round(pts * (1 << shift)).astype(np.int32)
+        cv2.fillPoly(labels, [fixed], REGIONS.index(name) + 1, lineType=cv2.LINE_8, shift=shift)
+    return labels
+
+
+@lru_cache(maxsize=1)
+def _template_labels() -> np.ndarray:
+    labels = _paint([(name, _outline(kind, geom)) for name, kind, geom in _SHAPES])
     labels.setflags(write=False)
     return labels
+
+
+def _follow_landmarks(points: np.ndarray, name: str, matrix: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """Template outline points placed on a face: the similarity transform, then the landmarks' own offsets from it."""
+    moved = points @ matrix[:, :2].T + matrix[:, 2]
+    if name in _ANCHORS:
+        return moved + residual[list(_ANCHORS[name])].mean(axis=0)
+    if name == "nose":
+        eyes_y, tip_y = float(TEMPLATE[:2, 1].mean()), float(TEMPLATE[2, 1])
+        down = np.clip((points[:, 1:2] - eyes_y) / (tip_y - eyes_y), 0.0, 1.0)
+        return moved + (1.0 - down) * residual[:2].mean(axis=0) + down * residual[2]
+    d2 = ((points[:, None, :] - TEMPLATE[None].astype(np.float64)) ** 2).sum(axis=2)
+    weights = 1.0 / (d2 + 1.0)
+    return moved + (weights / weights.sum(axis=1, keepdims=True)) @ residual
 
 
 def region_labels(landmarks: np.ndarray | None = None) -> np.ndarray:
@@ -83,8 +119,9 @@ def region_labels(landmarks: np.ndarray | None = None) -> np.ndarray:
         matrix = similarity_transform(TEMPLATE, pts)
     except ValueError as exc:
         raise InvalidRequest(f"landmarks are degenerate: {exc}") from None
-    return cv2.warpAffine(_template_labels(), matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_NEAREST,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    residual = pts.astype(np.float64) - (TEMPLATE.astype(np.float64) @ matrix[:, :2].T + matrix[:, 2])
+    return _paint([(name, _follow_landmarks(_outline(kind, geom), name, matrix, residual))
+                   for name, kind, geom in _SHAPES])
 
 
 def region_masks(labels: np.ndarray | None = None) -> np.ndarray:
@@ -122,32 +159,81 @@ def ranks(mass: np.ndarray) -> np.ndarray:
     return out
 
 
+def region_areas(labels: np.ndarray | None = None) -> np.ndarray:
+    """Pixels in each region (10,)."""
+    labels = _template_labels() if labels is None else labels
+    return np.bincount(labels.ravel(), minlength=len(REGIONS) + 1)[1:].astype(np.float64)
+
+
+def region_importance(saliency: np.ndarray, labels: np.ndarray | None, ranking: str) -> np.ndarray:
+    """A map's importance per region (10,) under a ranking: `share` = saliency mass, `density` = mass per pixel."""
+    mass = region_mass(saliency, labels)
+    if ranking == "share":
+        return mass
+    if ranking == "density":
+        return mass / np.maximum(region_areas(labels), 1.0)
+    raise InvalidRequest(f"ranking must be one of {list(MAP_RANKINGS)}, got {ranking!r}")
+
+
 def explainability_table(
     maps: Mapping[str, Mapping[str, np.ndarray]],
     labels: Mapping[str, np.ndarray] | None = None,
+    region_drops: Mapping[str, np.ndarray] | None = None,
+    rank_by: str = RANK_BY,
 ) -> list[dict[str, object]]:
-    """Rows {method, image, region, share, rank, density} for every image x method x region.
+    """Rows {method, image, region, share, density, rank} for every image x method x region.
 
-    `share`: % of the map's mass inside the ten regions (rank 1 = largest); it grows with a region's
-    area (the forehead is 8x an eye). `density`: the same per pixel of region, also summing to 100,
-    for "which part is most important per unit area".
+    `share`: % of the map's mass inside the ten regions; it grows with a region's area (the forehead is
+    8x an eye). `density`: the same per pixel of region, also summing to 100. `rank` (1 = most important)
+    follows `rank_by`, the ranking that measured most faithful (see RANK_BY).
 
     `maps` is image -> method -> 112x112 map; `labels` optionally gives per-image region labels
-    (from `region_labels(aligned_landmarks)`), else the template regions are used.
+    (from `region_labels(aligned_landmarks)`), else the template regions are used. `region_drops`
+    (image -> score drop when each region itself is removed) adds rows of method `region_removal`
+    with the drop, its share of the positive drops and their density; ranked by the drop.
     """
+    if rank_by not in MAP_RANKINGS:
+        raise InvalidRequest(f"rank_by must be one of {list(MAP_RANKINGS)}, got {rank_by!r}")
     rows: list[dict[str, object]] = []
     for image, by_method in maps.items():
         lab = None if labels is None else labels.get(image)
-        area = np.bincount((_template_labels() if lab is None else lab).ravel(),
-                           minlength=len(REGIONS) + 1)[1:].astype(np.float64)
+        area = region_areas(lab)
         for method, sal in by_method.items():
             mass = region_mass(sal, lab)
-            share, rank = shares_percent(mass), ranks(mass)
-            density = shares_percent(mass / np.maximum(area, 1.0))
+            density = mass / np.maximum(area, 1.0)
+            rank = ranks(density if rank_by == "density" else mass)
+            share, dens = shares_percent(mass), shares_percent(density)
             for i, region in enumerate(REGIONS):
                 rows.append({"method": method, "image": image, "region": region,
-                             "share": float(share[i]), "rank": int(rank[i]), "density": float(density[i])})
+                             "share": float(share[i]), "density": float(dens[i]), "rank": int(rank[i])})
+        if region_drops is not None and image in region_drops:
+            drop = np.asarray(region_drops[image], np.float64)
+            positive = np.clip(drop, 0.0, None)
+            share, dens, rank = shares_percent(positive), shares_percent(positive / np.maximum(area, 1.0)), ranks(drop)
+            for i, region in enumerate(REGIONS):
+                rows.append({"method": REGION_METHOD, "image": image, "region": region, "share": float(share[i]),
+                             "density": float(dens[i]), "rank": int(rank[i]), "drop": round(float(drop[i]), 4)})
     return rows
+
+
+def region_check(rows: Sequence[Mapping[str, object]], region_drops: Mapping[str, np.ndarray]
+                 ) -> dict[str, dict[str, dict[str, object]]]:
+    """Per image and map method: the score drop when its rank-1 region is removed against a random region's.
+
+    A random region's expected drop is the mean drop over the ten regions; a map whose top region drops the
+    score no more than that is `weak` for this pair (its ranking is no better than chance here).
+    """
+    out: dict[str, dict[str, dict[str, object]]] = {}
+    for r in rows:
+        image, method = str(r["image"]), str(r["method"])
+        if r["rank"] != 1 or method == REGION_METHOD or image not in region_drops:
+            continue
+        drops = np.asarray(region_drops[image], np.float64)
+        top = float(drops[REGIONS.index(str(r["region"]))])
+        chance = float(drops.mean())
+        out.setdefault(image, {})[method] = {"top_region": r["region"], "top_drop": round(top, 4),
+                                             "random_drop": round(chance, 4), "weak": bool(top <= chance)}
+    return out
 
 
 def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
@@ -161,11 +247,12 @@ def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
     return float(np.sum(da * db) / np.sqrt(n_a * n_b))
 
 
-def agreement(rows: Sequence[Mapping[str, object]]) -> dict[str, dict[str, object]]:
+def agreement(rows: Sequence[Mapping[str, object]], figure: str = RANK_BY) -> dict[str, dict[str, object]]:
     """Per image: the top region most methods put first (with its vote count) and mean pairwise Kendall tau.
 
     Only the four base methods vote and are compared (Avg is their mean, so it would inflate agreement);
-    if none of them is present every method present takes part.
+    if none of them is present every map method present takes part. Rankings are compared on `figure`
+    (`share` or `density`: the one the table was ranked by).
     """
     out: dict[str, dict[str, object]] = {}
     images = list(dict.fromkeys(str(r["image"]) for r in rows))
@@ -176,7 +263,9 @@ def agreement(rows: Sequence[Mapping[str, object]]) -> dict[str, dict[str, objec
             if r["image"] != image:
                 continue
             region = REGIONS.index(str(r["region"]))
-            shares.setdefault(str(r["method"]), np.zeros(len(REGIONS)))[region] = float(r["share"])  # type: ignore[arg-type]
+            if r["method"] == REGION_METHOD:
+                continue
+            shares.setdefault(str(r["method"]), np.zeros(len(REGIONS)))[region] = float(r[figure])  # type: ignore[arg-type]
             if r["rank"] == 1:
                 firsts[str(r["method"])] = region
         methods = [m for m in AGREEMENT_METHODS if m in shares] or list(shares)

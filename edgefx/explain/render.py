@@ -11,6 +11,7 @@ from edgefx.faces.align import transform_points, invert, warp_to_photo
 from edgefx.runtime.errors import InvalidRequest
 from edgefx.explain.regions import REGIONS, region_labels
 from edgefx.explain.saliency import LABELS, METHODS
+from edgefx.explain.windows import CROP_SIZE
 
 DEFAULT_ALPHA = 0.5
 OUTLINE_RGB = (255, 255, 255)
@@ -131,6 +132,36 @@ def summary_figure(crops: Mapping[str, np.ndarray], maps: Mapping[str, Mapping[s
     _text(fig, "red = more important for the score; A explained against B, B against A", (left + pad, height - 8),
           0.42)
     return fig
+
+
+REGION_COLOURS = ((255, 255, 255), (255, 200, 0), (255, 120, 0), (0, 255, 255), (0, 160, 255), (255, 0, 255),
+                  (0, 255, 0), (120, 255, 120), (255, 60, 60), (200, 200, 120))  # RGB, in REGIONS order
+
+
+def region_sheet(crops: Sequence[np.ndarray], labels: Sequence[np.ndarray], landmarks: Sequence[np.ndarray],
+                 captions: Sequence[str], columns: int = 5, tile: int = 224) -> np.ndarray:
+    """Contact sheet for checking the region geometry: each aligned crop with every region's outline in its own
+    colour and the 5 landmarks as red dots (RGB uint8)."""
+    if not crops or not len(crops) == len(labels) == len(landmarks) == len(captions):
+        raise InvalidRequest("the region sheet needs as many crops, labels, landmarks and captions, at least one")
+    rows = -(-len(crops) // columns)
+    head = 18
+    sheet = np.full((rows * (tile + head), columns * tile, 3), 255, np.uint8)
+    scale = tile / CROP_SIZE
+    m = np.array([[scale, 0, 0], [0, scale, 0]], np.float64)
+    for n, (crop, lab, pts, caption) in enumerate(zip(crops, labels, landmarks, captions)):
+        img = cv2.resize(_check_rgb(crop, "crop"), (tile, tile), interpolation=cv2.INTER_LINEAR)
+        for value, colour in enumerate(REGION_COLOURS, start=1):
+            contours = _region_contours(np.where(lab == value, value, 0).astype(np.uint8))
+            for c in contours:
+                cv2.polylines(img, [np.round(transform_points(c, m) * 16).astype(np.int32)], True, colour, 1,
+                              cv2.LINE_AA, shift=4)
+        for x, y in np.asarray(pts, np.float64) * scale:
+            cv2.circle(img, (round(x), round(y)), 2, (255, 0, 0), -1, cv2.LINE_AA)
+        y0, x0 = (n // columns) * (tile + head), (n % columns) * tile
+        sheet[y0 + head : y0 + head + tile, x0 : x0 + tile] = img
+        _text(sheet, caption, (x0 + 3, y0 + 13), 0.38)
+    return sheet
 
 
 def to_png_bytes(rgb: np.ndarray) -> bytes:

@@ -10,7 +10,8 @@ import numpy as np
 
 from edgefx.faces.align import transform_points
 from edgefx.runtime.errors import InvalidRequest, NotFound
-from edgefx.explain.regions import REGIONS, SIDES, agreement, explainability_table, region_labels
+from edgefx.explain.regions import (RANK_BY, REGION_METHOD, REGIONS, SIDES, agreement, explainability_table,
+                                    region_check, region_labels, region_masks)
 from edgefx.explain.render import overlay_on_photo, summary_figure, to_png_bytes
 from edgefx.explain.saliency import LABELS, METHODS, PairExplanation, explain_pair
 from edgefx.faces.result import VerifyResult
@@ -19,14 +20,15 @@ from edgefx.faces.result import VerifyResult
 class Explanation:
     """The maps and table of one verified pair; renders heatmap PNGs on demand (and caches them)."""
 
-    def __init__(self, result: VerifyResult, pair: PairExplanation) -> None:
+    def __init__(self, result: VerifyResult, pair: PairExplanation, labels: dict[str, np.ndarray]) -> None:
         self.pair = pair
         self.faces = {f.label: f for f in result.faces}
         self.match, self.score, self.threshold, self.confidence = (result.match, result.score, result.threshold,
                                                                    result.confidence)
-        self.labels = {k: region_labels(transform_points(f.face.landmarks, f.matrix)) for k, f in self.faces.items()}
-        self.table = explainability_table(pair.maps, self.labels)
+        self.labels = labels
+        self.table = explainability_table(pair.maps, self.labels, pair.region_drops or None)
         self.agreement = agreement(self.table)
+        self.region_check = region_check(self.table, pair.region_drops)
         self.heatmap_refs: dict[str, dict[str, str]] = {
             image: {m: f"heatmaps/{image}/{m}.png" for m in pair.methods} for image in self.faces}
         self.summary_ref = "summary.png"
@@ -79,6 +81,9 @@ class Explanation:
             "regions": list(REGIONS),
             "sides": SIDES,
             "table": [{**row, "share": round(float(row["share"]), 2)} for row in self.table],  # type: ignore[arg-type]
+            "rank_by": RANK_BY,
+            "region_method": REGION_METHOD if self.pair.region_drops else None,
+            "region_check": self.region_check,
             "agreement": self.agreement,
             "heatmaps": self.heatmap_refs,
             "summary": self.summary_ref,
@@ -94,6 +99,7 @@ def explain_result(result: VerifyResult, embed: Callable[[np.ndarray], np.ndarra
         raise InvalidRequest(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)} "
                              f"({', '.join(LABELS[m] for m in METHODS)})")
     a, b = result.faces
-    pair = explain_pair(a.crop, b.crop, embed, threshold, methods=chosen,
-                        embeddings=result.embeddings)
-    return Explanation(result, pair)
+    labels = {f.label: region_labels(transform_points(f.face.landmarks, f.matrix)) for f in result.faces}
+    pair = explain_pair(a.crop, b.crop, embed, threshold, methods=chosen, embeddings=result.embeddings,
+                        regions=[region_masks(labels[f.label]).astype(np.float32) for f in (a, b)])
+    return Explanation(result, pair, labels)

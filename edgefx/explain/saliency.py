@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -101,6 +101,7 @@ class PairExplanation:
     fill: str
     methods: tuple[str, ...]
     windows: int = 0
+    region_drops: dict[str, np.ndarray] = field(default_factory=dict)  # image -> score drop per region removed
 
     def summary(self) -> dict[str, object]:
         return {
@@ -129,6 +130,14 @@ def _check_methods(methods: Sequence[str]) -> tuple[str, ...]:
     return tuple(m for m in METHODS if m in methods)
 
 
+def _check_regions(regions: Sequence[np.ndarray]) -> list[np.ndarray]:
+    stacks = [np.asarray(r, np.float32) for r in regions]
+    if len(stacks) != 2 or any(r.ndim != 3 or r.shape[1:] != (CROP_SIZE, CROP_SIZE) for r in stacks) \
+            or stacks[0].shape != stacks[1].shape:
+        raise InvalidRequest(f"regions must be two (R, {CROP_SIZE}, {CROP_SIZE}) mask stacks of the same R")
+    return stacks
+
+
 @dataclass
 class SinglePasses:
     """What the one shared batch of single-window passes gave: the pair's score and each face's per-window scores."""
@@ -155,18 +164,22 @@ def _validate(methods: Sequence[str], greedy: str, greedy_steps: int, block: int
 
 def _single_passes(crops: list[np.ndarray], fills: list[np.ndarray], windows: np.ndarray, embed: Embed,
                    embeddings: tuple[np.ndarray, np.ndarray] | None, need_removal: bool,
-                   need_reveal: bool) -> SinglePasses:
+                   need_reveal: bool, regions: Sequence[np.ndarray] | None = None) -> SinglePasses:
     """One batch for everything the single maps need (both faces, removal and reveal variants, and the pair's own
-    crops if their embeddings are not given): larger batches run faster per image."""
+    crops if their embeddings are not given): larger batches run faster per image.
+
+    `regions` (one (R, 112, 112) mask stack per face) are removed like extra windows in the same batch: their score
+    drops are the direct region occlusion (`region_removal`), with the maps' own fill."""
     n_win = len(windows)
-    keep = 1.0 - windows
+    masks = [windows, windows] if regions is None else [np.concatenate([windows, r]) for r in regions]
+    n_rem = len(masks[0])
     parts: list[np.ndarray] = []
     if embeddings is None:
         parts.append(np.stack(crops))
-    if need_removal:
-        parts += [composite(c, f, keep) for c, f in zip(crops, fills)]
+    if need_removal or regions is not None:
+        parts += [composite(c, f, 1.0 - m) for c, f, m in zip(crops, fills, masks)]
     if need_reveal:
-        parts += [np.concatenate([f[None], composite(f, c, keep)]) for c, f in zip(crops, fills)]
+        parts += [np.concatenate([f[None], composite(f, c, 1.0 - windows)]) for c, f in zip(crops, fills)]
     out = np.asarray(embed(np.concatenate(parts)), dtype=np.float32)
     if embeddings is None:
         emb, out = out[:2], out[2:]
@@ -181,19 +194,26 @@ def _single_passes(crops: list[np.ndarray], fills: list[np.ndarray], windows: np
     reveal: list[np.ndarray] = []
     canvas_scores = [0.0, 0.0]
     passes: dict[str, int] = {}
-    if need_removal:
-        removal = [out[:n_win] @ emb[1], out[n_win : 2 * n_win] @ emb[0]]
-        out = out[2 * n_win :]
+    if need_removal or regions is not None:
+        removed = [out[:n_rem] @ emb[1], out[n_rem : 2 * n_rem] @ emb[0]]
+        out = out[2 * n_rem :]
+        removal = [r[:n_win] for r in removed]
         for i, img in enumerate(IMAGES):
-            gains[img]["single_removal"] = score - removal[i]
-        passes["single_removal"] = 2 * n_win + base_passes
+            if need_removal:
+                gains[img]["single_removal"] = score - removal[i]
+            if regions is not None:
+                gains[img]["region_removal"] = score - removed[i][n_win:]
+        if need_removal:
+            passes["single_removal"] = 2 * n_win + base_passes
+        if regions is not None:
+            passes["region_removal"] = 2 * (n_rem - n_win) + (0 if need_removal else base_passes)
     if need_reveal:
         s = [out[: n_win + 1] @ emb[1], out[n_win + 1 :] @ emb[0]]
         canvas_scores = [float(s[0][0]), float(s[1][0])]
         reveal = [s[0][1:], s[1][1:]]
         for i, img in enumerate(IMAGES):
             gains[img]["single_aggregation"] = reveal[i] - canvas_scores[i]
-        passes["single_aggregation"] = 2 * (n_win + 1) + (0 if need_removal else base_passes)
+        passes["single_aggregation"] = 2 * (n_win + 1) + (0 if need_removal or regions is not None else base_passes)
     return SinglePasses(score, faces, gains, removal, reveal, canvas_scores, passes)
 
 
@@ -263,23 +283,27 @@ def explain_pair(
     first_block: int = DEFAULT_FIRST_BLOCK,
     corners: bool = False,
     embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+    regions: Sequence[np.ndarray] | None = None,
 ) -> PairExplanation:
     """Explain crop A against B's embedding and B against A's with the requested methods.
 
     `embed` maps an (N, 112, 112, 3) RGB float batch to (N, D) unit-norm embeddings. Pass the pair's
-    `embeddings` if they are already known (saves two forward passes).
+    `embeddings` if they are already known (saves two forward passes). With `regions` (per face an (R, 112, 112)
+    stack of region masks) each region is also removed on its own, in the single maps' batch: `region_drops`.
     """
     methods = _validate(methods, greedy, greedy_steps, block, first_block)
     sigma = float(default_sigma(grid) if sigma is None else sigma)
     crops = [_check_crop(crop_a, "a"), _check_crop(crop_b, "b")]
     windows = gaussian_windows(grid, sigma, corners)
+    regions = None if regions is None else _check_regions(regions)
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
     single = _single_passes(crops, [neutral_fill(c, fill) for c in crops], windows, embed, embeddings,
                             need_removal=any(m in methods for m in ("single_removal", "greedy_removal", "average")),
                             need_reveal=any(m in methods for m in ("single_aggregation", "greedy_aggregation",
-                                                                   "average")))
+                                                                   "average")),
+                            regions=regions)
     singles_ms = (time.perf_counter() - t0) * 1000
     passes = dict(single.passes)
     for m, n in passes.items():  # one shared batch: its time is split by forward passes
@@ -305,4 +329,5 @@ def explain_pair(
         fill=fill,
         methods=methods,
         windows=len(windows),
+        region_drops={img: single.gains[img]["region_removal"] for img in IMAGES if regions is not None},
     )

@@ -162,6 +162,8 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
     for row in explanation.get("table") or []:
         by_key.setdefault((str(row["image"]), str(row["method"])), []).append(row)
     methods = [m for m in explanation.get("methods") or METHOD_NAMES if m in METHOD_NAMES]
+    # the figure the table ranks by (`density` since the region-level test; results stored before say nothing: share)
+    figure = str(explanation.get("rank_by") or "share")
     images = sorted({image for image, _ in by_key})
     for image in images:
         where = photo(image)
@@ -174,7 +176,7 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
             region = f"the {region_name(first['region'])}"
             facts.append(fact(
                 f"top:{image}:{method}",
-                f"In {where}, the most important region {by} is {region}, with {_pct(first['share'])}.",
+                f"In {where}, the most important region {by} is {region}, with {_pct(first[figure])}.",
                 region,
             ))
             if len(rows) > 1:
@@ -183,19 +185,19 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
                 facts.append(fact(
                     f"second:{image}:{method}",
                     f"In {where}, the second most important region {by} is {region}, with "
-                    f"{_pct(second['share'])}.",
+                    f"{_pct(second[figure])}.",
                     region,
                 ))
                 last = rows[-1]
                 region = f"the {region_name(last['region'])}"
                 facts.append(fact(
                     f"least:{image}:{method}",
-                    f"In {where}, the least important region {by} is {region}, with {_pct(last['share'])}.",
+                    f"In {where}, the least important region {by} is {region}, with {_pct(last[figure])}.",
                     region,
                 ))
             if method == "average":
                 for row in rows:
-                    share = _pct(row["share"])
+                    share = _pct(row[figure])
                     facts.append(fact(
                         f"share:{image}:{row['region']}",
                         f"In {where}, the {region_name(row['region'])} has an average importance of {share}.",
