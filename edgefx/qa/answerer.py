@@ -24,6 +24,7 @@ from edgefx.qa.reading import (
     load_tokenizer,
     validate_question,
 )
+from edgefx.qa.slots import IDENTITY_INTENTS
 from edgefx.runtime.errors import ModelError
 from edgefx.runtime.manifest import Manifest
 
@@ -131,6 +132,9 @@ class QuestionAnswerer:
                           intent=resolution.intent)
         by_key = {f.key: f for f in facts}
         chosen = [by_key[k] for k in resolution.keys if k in by_key][:MAX_FACTS]
+        if not chosen and resolution.intent in IDENTITY_INTENTS:  # who someone is: only an identification says
+            return Answer(REFUSAL, round(resolution.confidence, 4), None, self.suggestions(resolution), answered=False,
+                          intent=resolution.intent)
         if not chosen:
             text = f"{NOT_IN_RESULT} ({resolution.intent.replace('_', ' ')}); ask for an explanation to get more facts."
             return Answer(text, round(resolution.confidence, 4), None, self.suggestions(resolution), answered=False,

@@ -12,11 +12,20 @@ def _get(facts: Mapping[str, Fact], key: str) -> str | None:
     return facts[key].answer if key in facts else None
 
 
+def _verdict(match: bool, facts: Mapping[str, Fact]) -> str:
+    """What the decision says, for a pair, an identification (who) or a claimed identity."""
+    who, claimed = _get(facts, "who"), _get(facts, "claimed")
+    if claimed:
+        return f"the photo is judged {'' if match else 'not '}to show the claimed person, {claimed}"
+    if who:
+        return f"the photo is judged to show {who}" if match else "the photo is judged to show nobody enrolled"
+    return f"the photos are judged to show {'the same person' if match else 'two different people'}"
+
+
 def _decision(value: str, facts: Mapping[str, Fact]) -> str:
     match = value == "a match"
     score, threshold, confidence = _get(facts, "score"), _get(facts, "threshold"), _get(facts, "confidence")
-    verdict = "the same person" if match else "two different people"
-    head = f"{'Yes' if match else 'No'}: the photos are judged to show {verdict}"
+    head = f"{'Yes' if match else 'No'}: {_verdict(match, facts)}"
     if score is None or threshold is None:
         return head + "."
     side = "above" if match else "below"

@@ -1,4 +1,4 @@
-"""Turn a verification result (and its explanation) into short factual sentences for question answering."""
+"""Turn a verification or identification result (and its explanation) into short factual sentences for QA."""
 
 from __future__ import annotations
 
@@ -234,9 +234,92 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
     return facts
 
 
+def _person(name: Any, subject_id: Any) -> str:
+    """'Alice Liddell (id alice)'; the id alone when there is no other name."""
+    return f"{name} (id {subject_id})" if name and str(name) != str(subject_id) else f"id {subject_id}"
+
+
+def _claimed(result: Mapping[str, Any]) -> str:
+    """The subject a verify-id result was checked against, named as the result names it."""
+    subject = result.get("subject")
+    if isinstance(subject, Mapping):
+        return _person(subject.get("name"), subject.get("id"))
+    return _person(result.get("name") or result.get("subject_name"), subject)
+
+
+def _identification_facts(result: Mapping[str, Any]) -> list[Fact]:
+    """1:N identification (the result lists its candidates, best first): who, the runner-up and the lead over it.
+    The decision and score sentences say who was compared instead of "the two photos"."""
+    candidates = [c for c in result.get("candidates") or [] if c.get("score") is not None]
+    if not candidates:
+        return [fact("decision", "The decision is no match: nobody is enrolled to compare the photo with.", "no match"),
+                fact("who", "The person in the photo is not identified: nobody is enrolled.", "nobody is enrolled")]
+    best, threshold = candidates[0], result.get("threshold")
+    who = _person(best.get("name"), best.get("id"))
+    if result.get("match"):
+        decision = fact("decision", f"The decision is a match: the photo is judged to show {who}, an enrolled person.",
+                        "a match")
+        facts = [fact("who", f"The person in the photo is identified as {who}, the best-matching enrolled person.",
+                      who)]
+    else:
+        decision = fact("decision", "The decision is no match: the photo is judged to show nobody enrolled.",
+                        "no match")
+        below = f", below the threshold {_num(threshold)}" if threshold is not None else ""
+        facts = [fact("who", "The person in the photo is not identified as anyone enrolled: the closest enrolled "
+                             f"person, {who}, scored {_num(best['score'])}{below}.",
+                      "not identified as anyone enrolled")]
+    top = _num(result["score"] if result.get("score") is not None else best["score"])
+    score = fact("score", f"The similarity score between the photo and the best-matching enrolled person, {who}, is "
+                          f"{top}.", top)
+    if len(candidates) < 2:
+        facts.append(fact("runner_up", f"There is no runner-up: {who} is the only enrolled person compared.",
+                          "no runner-up"))
+    else:
+        second = candidates[1]
+        runner_up = _person(second.get("name"), second.get("id"))
+        lead = _num(float(best["score"]) - float(second["score"]))
+        facts.append(fact("runner_up", f"The runner-up is {runner_up}, with a score of {_num(second['score'])}.",
+                          runner_up))
+        facts.append(fact("lead", f"The best-matching enrolled person, {who}, scored {lead} more than the runner-up, "
+                                  f"{runner_up}: {_num(best['score'])} against {_num(second['score'])}.", lead))
+    replaced = {"decision": decision, "score": score}
+    return [replaced.get(f.key, f) for f in _decision_facts(result)] + facts
+
+
+def _verify_id_facts(result: Mapping[str, Any]) -> list[Fact]:
+    """1:1 against a claimed identity: the decision and score sentences name the claimed subject."""
+    claimed = _claimed(result)
+    replaced: dict[str, Fact] = {}
+    if result.get("match") is not None:
+        if result["match"]:
+            text, verdict = (f"The decision is a match: the photo is judged to show the claimed person, {claimed}.",
+                             "a match")
+        else:
+            text, verdict = (f"The decision is no match: the photo is judged not to show the claimed person, "
+                             f"{claimed}.", "no match")
+        replaced["decision"] = fact("decision", text, verdict)
+    if result.get("score") is not None:
+        score = _num(result["score"])
+        replaced["score"] = fact("score", f"The similarity score between the photo and the enrolled photos of "
+                                          f"{claimed} is {score}.", score)
+    shows = "shows" if result.get("match") else "does not show"
+    claimed_fact = fact("claimed", f"The photo was checked against the claimed identity {claimed}; it {shows} that "
+                                   "person.", claimed)
+    return [replaced.get(f.key, f) for f in _decision_facts(result)] + [claimed_fact]
+
+
+def _outcome_facts(result: Mapping[str, Any]) -> list[Fact]:
+    """The decision facts, as a pair verification states them or, for identification results, naming who."""
+    if "candidates" in result:
+        return _identification_facts(result)
+    if result.get("subject") is not None:
+        return _verify_id_facts(result)
+    return _decision_facts(result)
+
+
 def build_facts(result: Mapping[str, Any]) -> list[Fact]:
     """Every fact stated by the result, each with the span that answers it; numbers only come from `result`."""
-    facts = (_decision_facts(result) + _face_facts(result) + quality_facts(result) + _model_facts(result)
+    facts = (_outcome_facts(result) + _face_facts(result) + quality_facts(result) + _model_facts(result)
              + _timing_facts(result))
     explanation = result.get("explanation")
     if explanation:

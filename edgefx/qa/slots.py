@@ -132,6 +132,10 @@ def slots(q: str) -> dict[str, object]:
             "top": bool(_TOP_PAT.search(q))}
 
 
+# Identification intents: a pair verification cannot know who anyone is, so it refuses them as out of scope.
+IDENTITY_INTENTS = {"who", "runner_up", "lead"}
+_PERSON_CUE = re.compile(r"\b(?:who|whom|person|people|someone|somebody|subject|candidates?|enrol+ed|individual|name)\b")
+_FACE_PART = re.compile(r"\b(?:regions?|parts?|areas?|features?|bits?|zones?|face)\b")
 _RANK_CUE = re.compile(r"\b(?:most|top|first|highest|biggest|second|2nd|least|lowest|last|bottom|rank\w*|runner)\b")
 _PART_CUE = re.compile(r"\b(?:region|regions|part|parts|area|areas|feature|features|bit|place|came|come|put|find|found)\b")
 _SIDES_CUE = re.compile(r"\b(?:my|your|whose|his|her|viewer'?s?|camera'?s|picture'?s|photo'?s|image'?s|subject'?s|person'?s)"
@@ -146,6 +150,9 @@ def refine_intent(intent: str, q: str) -> str:
             r"\bwhat (?:does|do|is)\b.*\b(?:mean|do|stand for)\b|\bexplain\b|\bhow does\b", qn):
         s = slots(qn)
         return "second" if s["second"] else ("least" if s["least"] else "top")
+    if intent in ("top", "second", "least") and _PERSON_CUE.search(qn) and not _FACE_PART.search(qn) \
+            and not regions_in(qn):
+        return "runner_up" if slots(qn)["second"] else "who"  # "who came second?" asks for a person, not a region
     if intent == "sides" and regions_in(qn) and not _SIDES_CUE.search(qn):
         return "share"
     if intent == "top" and methods_in(qn) and not _RANK_CUE.search(qn) and re.search(
@@ -179,6 +186,8 @@ def keys_for(intent: str, q: str) -> list[str]:
         return [f"{intent}:{p}" for p in ps]
     if intent == "method":
         return [f"method:{m}" for m in (s["methods"] or METHODS)]
+    if intent == "who":
+        return ["who", "claimed"]  # identified (1:N), or checked against a claimed identity (1:1)
     if intent == "time":
         return [f"time:{st}" for st in (s["steps"] or ["total"])]
     return [intent]
