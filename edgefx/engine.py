@@ -176,7 +176,7 @@ class Engine:
         probe, embedding = self._embed_one(image, timings)
         result = self.gallery.identify(probe, embedding, top, explain, timings, self.model_info())
         if explain and len(result.pair.faces) == 2:
-            result.explanation = self._explained(result.pair, timings)
+            result.explanation = result.pair.explanation = self._explained(result.pair, timings)
         timings["total"] = (time.perf_counter() - t_start) * 1e3
         return result
 

@@ -1,4 +1,4 @@
-"""The `edgefx` command line: verify, ask, serve, detect, evaluate, benchmark, inspect models.
+"""The `edgefx` command line: verify, ask, enrol, identify, serve, detect, evaluate, benchmark, inspect models.
 
 Every command lives in a module of this package with a `register(subparsers)` function; COMMANDS lists them in the
 order `edgefx --help` shows them. Every error ends as `error [code]: message` on stderr with exit status 2."""
@@ -9,11 +9,11 @@ import logging
 import sys
 import traceback
 
-from edgefx.cli import bench, detect, evaluate, serve, verify
+from edgefx.cli import bench, detect, enroll, evaluate, identify, serve, subjects, verify
 from edgefx.cli.options import Parser
 from edgefx.runtime.errors import EdgefxError
 
-COMMANDS = (verify, serve, detect, evaluate, bench)
+COMMANDS = (verify, enroll, identify, subjects, serve, detect, evaluate, bench)
 
 
 def build_parser() -> Parser:

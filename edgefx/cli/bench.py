@@ -11,6 +11,7 @@ from typing import Any, Callable
 from edgefx.cli.evaluate import add_saliency_options, engine_for, print_report
 from edgefx.cli.options import count_list, existing_dir, positive_int, write_text
 from edgefx.evaluation.bench import bench_backends, bench_verify
+from edgefx.evaluation.identify_bench import bench_identify
 from edgefx.evaluation.qa_eval import bench
 from edgefx.evaluation.saliency_eval import bench_explain_pairs, lfw_crops
 from edgefx.evaluation.serve_bench import bench_serve
@@ -100,6 +101,22 @@ def register(sub: Any) -> None:
         p.add_argument("--threads", type=positive_int, default=2)
         p.add_argument("--models-dir", type=Path)
         p.set_defaults(func=reporting(fn))
+    p = sub.add_parser("identify", help="1:N search time vs gallery size (synthetic templates); enrol and identify "
+                                        "end to end beside verify")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", help="also write the JSON report here")
+    p.add_argument("--sizes", type=count_list, default="100,1000,10000,100000", help="gallery sizes (templates)")
+    p.add_argument("--dim", type=positive_int, default=128, help="template size (SFace 128, ArcFace 192)")
+    p.add_argument("--top", type=positive_int, default=5)
+    p.add_argument("--repeats", type=positive_int, default=10, help="end-to-end repeats (search: 10x as many)")
+    p.add_argument("--e2e-size", type=positive_int, default=10000, help="synthetic subjects enrolled end to end")
+    p.add_argument("--no-e2e", action="store_true", help="search figures only (no models, no LFW)")
+    p.add_argument("--lfw", type=existing_dir, default=str(default_lfw_dir()))
+    p.add_argument("--pairs", type=positive_int, default=5, help="LFW pairs: their photos enrol, probe and verify")
+    p.add_argument("--precision", choices=["fp32", "int8"], help="recognizer precision (default EDGEFX_PRECISION)")
+    p.add_argument("--threads", type=positive_int, default=2)
+    p.add_argument("--models-dir", type=Path)
+    p.set_defaults(func=reporting(bench_identify))
     p = sub.add_parser("explain", help="explanation latency, forward passes, speed-up over the plain loop, "
                                        "lazy-greedy order agreement")
     add_saliency_options(p, 10)

@@ -105,3 +105,16 @@ def existing_dir(text: str) -> Path:
 def count_list(text: str) -> tuple[int, ...]:
     """argparse type: comma-separated whole numbers >= 1, e.g. '1,4,16'."""
     return tuple(positive_int(part) for part in text.split(",") if part.strip())
+
+
+def add_gallery_options(p: argparse.ArgumentParser) -> None:
+    """Where the gallery is: each overrides its EDGEFX_* variable."""
+    g = p.add_argument_group("gallery")
+    g.add_argument("--db", type=Path, help="gallery database (default EDGEFX_DB, else ~/.local/share/edgefx/gallery.db)")
+    g.add_argument("--key-file", type=Path, help="template key (default EDGEFX_KEY_FILE, else gallery.key beside the "
+                                                 "database, created 0600 on first enrolment)")
+
+
+def gallery_settings(args: argparse.Namespace) -> Settings:
+    """Settings from the engine and gallery flags."""
+    return settings_from(args, db=getattr(args, "db", None), key_file=getattr(args, "key_file", None))
