@@ -340,7 +340,7 @@ def test_token_required_on_every_v1_route() -> None:
         routes.append(("/v1/openapi.json", "get"))
         assert len(routes) >= 9 and all(path.startswith("/v1/") for path, _ in routes)
         for template, method in routes:
-            path = template.format(explanation_id=eid, image="a", method="average")
+            path = template.format(explanation_id=eid, image="a", method="average", subject_id="someone")
             for headers in ({}, {"authorization": "Bearer wrong-token-wrong-token"}, {"authorization": TOKEN}):
                 r = c.request(method, path, headers=headers)
                 assert_error(r, 401, "unauthorized")

@@ -20,11 +20,14 @@ NONCE_BYTES = 12  # the GCM standard nonce; random per encryption (2^-32 collisi
 KEY_CHECK = b"edgefx gallery key check v1"
 
 
+CREDENTIAL = "edgefx.gallery.key"  # the systemd credential's name (LoadCredential=edgefx.gallery.key)
+
+
 def default_key_path(db_path: Path) -> Path:
-    """A systemd credential `gallery.key` when the service was given one, else `gallery.key` beside the database."""
+    """The systemd credential when the service was given one, else `gallery.key` beside the database."""
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-    if credentials and (Path(credentials) / "gallery.key").is_file():
-        return Path(credentials) / "gallery.key"
+    if credentials and (Path(credentials) / CREDENTIAL).is_file():
+        return Path(credentials) / CREDENTIAL
     return db_path.parent / "gallery.key"
 
 

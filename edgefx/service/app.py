@@ -13,7 +13,7 @@ from edgefx.runtime.config import Settings
 from edgefx.service.error_handlers import install_error_handlers
 from edgefx.service.explained import API_VERSION, explained_bytes
 from edgefx.service.pool import InferencePool
-from edgefx.service.routers import explanations, page, system, verify
+from edgefx.service.routers import explanations, page, subjects, system, verify
 from edgefx.service.security import BodyLimitMiddleware, SecurityHeadersMiddleware, resolve_token, token_guard
 from edgefx.service.state import Services
 from edgefx.service.store import ExplanationStore
@@ -54,7 +54,7 @@ def create_app(
     install_error_handlers(app)
 
     v1 = APIRouter(prefix=f"/{API_VERSION}", dependencies=[Depends(token_guard(token))])
-    for module in (system, verify, explanations):
+    for module in (system, verify, explanations, subjects):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(page.router)

@@ -13,15 +13,15 @@ MAX_PARTS = 8  # two images plus a little slack for clients that add e.g. a subm
 MAX_HEADER_BYTES = 4096
 
 
-def multipart_boundary(content_type: str | None) -> bytes:
+def multipart_boundary(content_type: str | None, fields: str = "fields image_a and image_b") -> bytes:
     """The boundary of a multipart/form-data Content-Type; UnsupportedMediaType for anything else."""
     if not content_type:
-        raise UnsupportedMediaType("send the two images as multipart/form-data (fields image_a and image_b)")
+        raise UnsupportedMediaType(f"send multipart/form-data with {fields}")
     media_type, params = parse_options_header(content_type)
     if media_type != b"multipart/form-data":
         raise UnsupportedMediaType(
             f"content type {media_type.decode('latin-1')!r} is not accepted; "
-            "send multipart/form-data with fields image_a and image_b"
+            f"send multipart/form-data with {fields}"
         )
     boundary = params.get(b"boundary")
     if not boundary:
@@ -119,3 +119,71 @@ async def read_two_images(content_type: str | None, chunks: AsyncIterator[bytes]
         if not collector.parts[name]:
             raise InvalidImage(f"{name} is empty (0 bytes)")
     return bytes(collector.parts["image_a"]), bytes(collector.parts["image_b"])
+
+
+MAX_FORM_IMAGES = 10  # the most photos one enrolment takes (edgefx.gallery.access.MAX_ENROL_IMAGES)
+MAX_TEXT_BYTES = 256
+
+
+class _FormCollector(_PartCollector):
+    """Keeps every `image` part (repeatable) and the named short text fields; drops the bytes of anything else."""
+
+    def __init__(self, texts: tuple[str, ...]) -> None:
+        super().__init__()
+        self.texts = texts
+        self.images: list[bytes] = []
+
+    def on_part_begin(self) -> None:
+        self._count += 1
+        if self._count > MAX_FORM_IMAGES + len(self.texts) + 2:
+            raise InvalidRequest(f"too many multipart fields (at most {MAX_FORM_IMAGES} images)")
+        self._disposition, self._name, self._data = b"", None, bytearray()
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._disposition)
+        name = options.get(b"name")
+        if name is None:
+            raise InvalidRequest("a multipart part has no field name")
+        self._name = name.decode("utf-8", "replace")
+        if self._name != "image" and self._name in self.parts:
+            raise InvalidRequest(f"field {self._name!r} is sent twice")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._name == "image" or self._name in self.texts:
+            self._data += data[start:end]
+            if self._name != "image" and len(self._data) > MAX_TEXT_BYTES:
+                raise InvalidRequest(f"field {self._name!r} is longer than {MAX_TEXT_BYTES} bytes")
+
+    def on_part_end(self) -> None:
+        if self._name == "image":
+            if not self._data:
+                raise InvalidImage(f"image {len(self.images) + 1} is empty (0 bytes)")
+            self.images.append(bytes(self._data))
+        elif self._name is not None:
+            self.parts[self._name] = self._data
+
+
+async def read_form(content_type: str | None, chunks: AsyncIterator[bytes],
+                    texts: tuple[str, ...] = ()) -> tuple[list[bytes], dict[str, str]]:
+    """(images, text fields) of a multipart/form-data body with one or more `image` fields: typed errors for every
+    malformed case, nothing written to disk."""
+    wanted = "a field image" + (f" and {', '.join(texts)}" if texts else "")
+    boundary = multipart_boundary(content_type, wanted)
+    collector = _FormCollector(texts)
+    callbacks = {name: getattr(collector, name) for name in (
+        "on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value", "on_header_end",
+        "on_headers_finished")}
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    try:
+        async for chunk in chunks:
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as exc:
+        raise InvalidRequest(f"malformed multipart body: {exc}") from None
+    if not collector.images:
+        raise InvalidRequest("send at least one photo in a field named image")
+    try:
+        fields = {k: bytes(v).decode("utf-8") for k, v in collector.parts.items() if k in texts}
+    except UnicodeDecodeError:
+        raise InvalidRequest("a text field is not UTF-8") from None
+    return collector.images, fields
