@@ -279,3 +279,36 @@ def test_a_process_killed_during_enrolment_loses_that_enrolment_only(tmp_path: P
     assert len(g.decrypted(g.store.templates())) == 5 * len(subjects)
     enrol(g, "after", unit(np.random.default_rng(0), 5))  # and the gallery keeps working
     assert g.store.subject("after").templates == 5
+
+
+def test_two_real_lfw_photos_through_the_cli(tmp_path: Path, lfw_images: Path, devtest_pairs,  # type: ignore[no-untyped-def]
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Enrol one LFW photo, identify and verify-id with another photo of the same person, remove, identify again."""
+    from edgefx.cli import main
+
+    pair = next(p for p in devtest_pairs if p.genuine)
+    first, second = str(lfw_images / pair.path_a), str(lfw_images / pair.path_b)
+    where = ["--db", str(tmp_path / "g.db"), "--key-file", str(tmp_path / "g.key")]
+
+    def run(*argv: str) -> dict:  # type: ignore[type-arg]
+        status = main([*argv, *where, "--json"])
+        out, err = capsys.readouterr()
+        if status == 2 and "error [model" in err:
+            pytest.skip(f"models are not built: {err.strip()}")
+        assert status == 0, err
+        return json.loads(out)  # type: ignore[no-any-return]
+
+    assert run("enroll", "--id", "person", "--name", pair.path_a.split("/")[0], first)["subject"] == "person"
+    found = run("identify", second)
+    assert found["match"] and found["subject"] == "person" and found["score"] >= found["threshold"]
+    claimed = run("verify-id", "person", second)
+    assert claimed["match"] and claimed["subject"] == "person" and "quality_limits" in claimed
+    assert [s["id"] for s in run("subjects", "list")] == ["person"]
+    assert run("subjects", "remove", "person")["templates_erased"] == 1
+    again = run("identify", second)
+    assert not again["match"] and again["candidates"] == []
+    assert run("audit", "verify")["rows"] == 5
+    with sqlite3.connect(tmp_path / "g.db") as conn:
+        conn.execute("UPDATE audit SET decision = 'match' WHERE operation = 'identify' AND seq = 5")
+    assert main(["audit", "verify", *where]) == 2
+    assert capsys.readouterr().err.startswith("error [audit_chain_broken]: ")
