@@ -58,17 +58,23 @@ def read_key(path: Path) -> bytes | None:
 def create_key(path: Path) -> bytes:
     """A new random key written to `path` with mode 0600 (never over an existing file)."""
     key = secrets.token_bytes(KEY_BYTES)
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(key.hex().encode("ascii") + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(draft, path)  # appears whole or not at all; fails if another process made one first
     except FileExistsError:  # another process made it first: use theirs
         found = read_key(path)
         assert found is not None
         return found
     except OSError as exc:
         raise TemplateKeyError(f"cannot create the template key {path}: {exc.strerror or exc}") from None
+    finally:
+        draft.unlink(missing_ok=True)
     log.warning("created a new template key %s (mode 0600); back it up and keep it off the device's data volume "
                 "(EDGEFX_KEY_FILE, systemd LoadCredential=): without it the enrolled templates cannot be read", path)
     return key
