@@ -202,6 +202,13 @@ def test_regions_of_a_turned_face_sit_on_its_eyes_nose_and_mouth() -> None:
     assert abs((cols.min() + cols.max()) / 2 - pts[2, 0]) < 3.0
     masks = region_masks(labels)
     assert masks.sum(axis=0).max() == 1 and all(m.sum() > 40 for m in masks)
+    # the nose swung toward the image's right: that half of the face is the far one, foreshortened
+    def width(name: str) -> int:
+        return int(np.ptp(np.nonzero(labels == REGIONS.index(name) + 1)[1]))
+
+    assert width("left_eye") < width("right_eye") and width("left_cheek") < width("right_cheek")
+    frontal = region_labels(TEMPLATE + 0.5)
+    assert width("right_eye") == pytest.approx(np.ptp(np.nonzero(frontal == REGIONS.index("right_eye") + 1)[1]), abs=1)
     # the eyebrows stay above their eyes, the mouth between the cheeks
     assert _centroid("right_eyebrow", labels)[1] < _centroid("right_eye", labels)[1]
     assert _centroid("right_cheek", labels)[0] < _centroid("mouth", labels)[0] < _centroid("left_cheek", labels)[0]
