@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgefx.cli import identify_eval
 from edgefx.cli.options import add_engine_options, existing_dir, existing_file, positive_int, settings_from, write_text
 from edgefx.engine import Engine
 from edgefx.evaluation.lfw_eval import evaluate_lfw, plot_curves
 from edgefx.evaluation.qa_eval import SETS, evaluate, set_paths
 from edgefx.evaluation.region_eval import sheet_faces
-from edgefx.evaluation.saliency_eval import faithfulness, lfw_faces
+from edgefx.evaluation.saliency_eval import faithfulness, lfw_faces, merge_reports
 from edgefx.explain.regions import region_labels
 from edgefx.explain.render import region_sheet, to_png_bytes
 from edgefx.explain.saliency import DEFAULT_FILL, DEFAULT_STEPS
@@ -55,21 +54,42 @@ def engine_for(args: argparse.Namespace) -> Engine:
 
 
 def cmd_eval_saliency(args: argparse.Namespace) -> int:
-    engine = engine_for(args)
+    if args.merge:
+        try:
+            report = merge_reports([json.loads(Path(f).read_text()) for f in args.merge])
+        except (OSError, ValueError, KeyError) as exc:
+            raise InvalidRequest(f"cannot merge {args.merge}: {exc}") from None
+        if args.json:
+            write_text(args.json, json.dumps(report, indent=1))
+        print(json.dumps({"pixel_level": report["summary"], "region_level": report["regions"]}, indent=2))
+        return 0
     if args.n < 2:
         raise InvalidRequest("--n must be at least 2 (one matched and one mismatched pair)")
+    shard, shards = _shard(args.shard)
+    engine = engine_for(args)
     faces = lfw_faces(engine, Path(args.root), Path(args.pairs), args.n)
-    report = faithfulness([(crops, genuine) for crops, genuine, _ in faces], engine.recognizer.embed,
+    ids = list(range(len(faces)))[shard::shards]
+    report = faithfulness([faces[i][:2] for i in ids], engine.recognizer.embed,  # type: ignore[misc]
                           engine.calibration.threshold, grid=args.grid, fill=args.fill, greedy_steps=args.steps,
-                          random_orders=args.random_orders, landmarks=[points for _, _, points in faces],
-                          region_draws=args.region_draws)
+                          random_orders=args.random_orders, landmarks=[faces[i][2] for i in ids],
+                          region_draws=args.region_draws, pair_ids=ids)
     report["model"] = engine.model_info()
     report["pairs_file"] = str(args.pairs)
-    report["pairs"] = {"matched": sum(g for _, g, _ in faces), "mismatched": sum(not g for _, g, _ in faces)}
+    report["pairs"] = {"matched": sum(faces[i][1] for i in ids), "mismatched": sum(not faces[i][1] for i in ids)}
     if args.json:
         write_text(args.json, json.dumps(report, indent=1))
     print(json.dumps({"pixel_level": report["summary"], "region_level": report["regions"]}, indent=2))
     return 0
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InvalidRequest(f"--shard must look like K/N (e.g. 0/2), got {text!r}") from None
+    if not 0 <= k < n:
+        raise InvalidRequest(f"--shard K/N needs 0 <= K < N, got {text!r}")
+    return k, n
 
 
 def cmd_eval_regions(args: argparse.Namespace) -> int:
@@ -130,7 +150,6 @@ def register(sub: Any) -> None:
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     add_engine_options(p)
     p.set_defaults(func=cmd_eval_lfw)
-    identify_eval.register(sub)
 
     p = sub.add_parser("saliency", help="deletion/insertion AUC of each saliency method vs random window orders; "
                        "region-level test of each region ranking vs random regions")
@@ -138,6 +157,8 @@ def register(sub: Any) -> None:
     p.add_argument("--fill", choices=["blur", "mean"], default=DEFAULT_FILL)
     p.add_argument("--random-orders", type=positive_int, default=3)
     p.add_argument("--region-draws", type=positive_int, default=5, help="seeded random regions per face and top-k")
+    p.add_argument("--shard", default="0/1", help="K/N: only every N-th pair from the K-th (run shards side by side)")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="merge shard reports (same settings) into --json")
     p.add_argument("--json", help="write the full report (with curves) to this file")
     p.set_defaults(func=cmd_eval_saliency)
 

@@ -60,21 +60,22 @@ def auc(curve: np.ndarray) -> np.ndarray:
 def faithfulness(pairs: Iterable[tuple[Crops, bool]], embed: Embed, threshold: float, grid: int = DEFAULT_GRID,
                  sigma: float | None = None, fill: str = DEFAULT_FILL, greedy_steps: int = DEFAULT_STEPS,
                  random_orders: int = 3, seed: int = 0, landmarks: Sequence[Landmarks] | None = None,
-                 region_draws: int = 5) -> dict[str, Any]:
+                 region_draws: int = 5, pair_ids: Sequence[int] | None = None) -> dict[str, Any]:
     """Deletion/insertion AUC per method and for random window orders, and the region-level test
     (`region_eval`), over matched and mismatched pairs.
 
     Lower deletion AUC and higher insertion AUC mean the map's order finds the windows the score
     depends on sooner than chance. Per pair and face each method is also compared with the mean of
     the random orders (`beats_random_*` = share of faces where it does better). `landmarks` (per pair, the
-    two faces' 5 points in the crop) place the regions; without them the template regions are used.
+    two faces' 5 points in the crop) place the regions; without them the template regions are used. Random draws
+    are seeded per pair (`pair_ids`, default 0, 1, ...), so a pair gives the same figures in any shard of a run.
     """
     sigma = float(default_sigma(grid) if sigma is None else sigma)
     windows = gaussian_windows(grid, sigma)
-    rng = np.random.default_rng(seed)
-    region_rng = np.random.default_rng(seed + 1)
     rows: list[dict[str, Any]] = []
     for n, ((crop_a, crop_b), genuine) in enumerate(pairs):
+        pair_id = n if pair_ids is None else int(pair_ids[n])
+        rng, region_rng = np.random.default_rng([seed, pair_id]), np.random.default_rng([seed, pair_id, 1])
         points = landmarks[n] if landmarks is not None else (None, None)
         labels = [region_labels(p) for p in points]
         ex = explain_pair(crop_a, crop_b, embed, threshold, grid=grid, sigma=sigma, fill=fill,
@@ -85,7 +86,7 @@ def faithfulness(pairs: Iterable[tuple[Crops, bool]], embed: Embed, threshold: f
             orders += [rng.permutation(len(windows)) for _ in range(random_orders)]
             deletion, insertion = curves(crop, target, orders, windows, fill, embed)
             d_auc, i_auc = auc(deletion), auc(insertion)
-            row = {"genuine": bool(genuine), "score": ex.score, "image": image,
+            row = {"pair": pair_id, "genuine": bool(genuine), "score": ex.score, "image": image,
                    "deletion": {m: float(d_auc[k]) for k, m in enumerate(METHODS)},
                    "insertion": {m: float(i_auc[k]) for k, m in enumerate(METHODS)},
                    "deletion_curves": {m: deletion[k].round(4).tolist() for k, m in enumerate(METHODS)},
@@ -101,6 +102,16 @@ def faithfulness(pairs: Iterable[tuple[Crops, bool]], embed: Embed, threshold: f
                        "random_orders": random_orders, "threshold": threshold, "region_draws": region_draws,
                        "region_other_fill": other_fill(fill)},
             "summary": summarize_faithfulness(rows), "regions": summarize_regions(rows), "faces": rows}
+
+
+def merge_reports(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Shards of one run (same config, disjoint pairs) as one report: faces in pair order, summaries recomputed."""
+    if not reports or any(r["config"] != reports[0]["config"] for r in reports):
+        raise EdgefxError("the reports to merge are missing or were made with different settings")
+    rows = sorted((f for r in reports for f in r["faces"]), key=lambda f: (f["pair"], f["image"]))
+    merged = {k: v for k, v in reports[0].items() if k not in ("faces", "summary", "regions", "pairs")}
+    merged["pairs"] = {"matched": sum(f["genuine"] for f in rows) // 2, "mismatched": sum(not f["genuine"] for f in rows) // 2}
+    return {**merged, "summary": summarize_faithfulness(rows), "regions": summarize_regions(rows), "faces": rows}
 
 
 def summarize_faithfulness(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
