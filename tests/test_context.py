@@ -136,3 +136,57 @@ def test_the_most_important_region_fact_follows_the_shipped_ranking() -> None:
     result["explanation"] = {"methods": ["average"], "table": explainability_table({"a": {"average": sal}},
                                                                                   rank_by="share")}
     assert {f.key: f for f in build_facts(result)}["top:a:average"].answer == "the forehead"
+
+
+def test_an_unqualified_rank_question_gets_the_measured_region_ranking_when_the_result_has_it() -> None:
+    import numpy as np
+
+    from edgefx.explain.regions import REGION_METHOD, REGIONS, explainability_table, region_labels
+    from edgefx.qa.slots import keys_for, preferred_keys
+
+    labels = region_labels()
+    sal = np.where(labels == REGIONS.index("left_eye") + 1, 1.0, 0.0).astype(np.float32)
+    drops = np.linspace(0.01, 0.10, len(REGIONS))[::-1].copy()  # forehead's removal costs the most ...
+    drops[REGIONS.index("mouth")] = 0.2  # ... except the mouth's
+    result = _result(True, 0.6, 0.3)
+    result["explanation"] = {"methods": ["average"], "table": explainability_table({"a": {"average": sal}},
+                                                                                  region_drops={"a": drops}),
+                             "rank_by": "density", "region_method": REGION_METHOD}
+    facts = {f.key: f for f in build_facts(result)}
+    assert facts["top:a:region_removal"].answer == "the mouth" and facts["top:a:average"].answer == "the left eye"
+    assert facts["second:a:region_removal"].answer == "the forehead"
+    assert "by region removal (R-)" in facts["top:a:region_removal"].text
+    q = "what was the most important region in photo a"
+    keys = keys_for("top", q)
+    assert keys == ["top:a:average"] and preferred_keys(keys, q) == {"top:a:average": "top:a:region_removal"}
+    named = "what was the most important region in photo a by the average"
+    assert preferred_keys(keys_for("top", named), named) == {}  # a method the user names is the one answered
+
+
+def test_the_answer_to_an_unqualified_rank_question_follows_the_measured_ranking() -> None:
+    import numpy as np
+
+    from edgefx.explain.regions import REGION_METHOD, REGIONS, explainability_table, region_labels
+    from edgefx.qa.answerer import QuestionAnswerer
+    from edgefx.qa.intents import Resolution
+    from edgefx.qa.slots import keys_for, preferred_keys
+
+    labels = region_labels()
+    sal = np.where(labels == REGIONS.index("left_eye") + 1, 1.0, 0.0).astype(np.float32)
+    drops = np.full(len(REGIONS), 0.01)
+    drops[REGIONS.index("nose")] = 0.2
+    maps = {"a": {"average": sal}}
+    qa = object.__new__(QuestionAnswerer)  # the resolver and reader stubbed: this checks which fact is answered
+    qa.extract = lambda question, fact: (fact.answer, True)  # type: ignore[method-assign]
+    for question, with_direct, expected in (
+            ("what was the most important region in photo a", True, ("top:a:region_removal", "the nose")),
+            ("what was the most important region in photo a", False, ("top:a:average", "the left eye")),
+            ("what was the most important region in photo a by the average", True, ("top:a:average", "the left eye"))):
+        keys = keys_for("top", question)
+        qa.resolve = lambda q, keys=keys, question=question: Resolution(  # type: ignore[method-assign]
+            keys, 0.99, "top", None, preferred_keys(keys, question))
+        result = _result(True, 0.6, 0.3)
+        result["explanation"] = {"methods": ["average"], "rank_by": "share", "table": explainability_table(
+            maps, region_drops={"a": drops} if with_direct else None), "region_method": REGION_METHOD}
+        answer = qa.answer(build_facts(result), question)
+        assert (answer.fact, answer.value) == expected, question

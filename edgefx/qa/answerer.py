@@ -131,7 +131,8 @@ class QuestionAnswerer:
             return Answer(REFUSAL, round(resolution.confidence, 4), None, self.suggestions(resolution), answered=False,
                           intent=resolution.intent)
         by_key = {f.key: f for f in facts}
-        chosen = [by_key[k] for k in resolution.keys if k in by_key][:MAX_FACTS]
+        keys = [resolution.preferred[k] if resolution.preferred.get(k) in by_key else k for k in resolution.keys]
+        chosen = [by_key[k] for k in keys if k in by_key][:MAX_FACTS]
         if not chosen and resolution.intent in IDENTITY_INTENTS:  # who someone is: only an identification says
             return Answer(REFUSAL, round(resolution.confidence, 4), None, self.suggestions(resolution), answered=False,
                           intent=resolution.intent)

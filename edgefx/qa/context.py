@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from edgefx.explain.regions import REGION_METHOD
 from edgefx.qa.advice import quality_facts
 from edgefx.qa.facts import Fact, fact, photo
 
@@ -14,9 +15,10 @@ METHOD_NAMES = {
     "single_aggregation": "single aggregation",
     "greedy_aggregation": "greedy aggregation",
     "average": "the average",
+    REGION_METHOD: "region removal",
 }
 LABELS = {"single_removal": "S-", "greedy_removal": "G-", "single_aggregation": "S+", "greedy_aggregation": "G+",
-          "average": "Avg"}
+          "average": "Avg", REGION_METHOD: "R-"}
 METHOD_DESCRIPTIONS = {
     "single_removal": "Single removal (S-) hides one facial region at a time and measures how much the "
     "similarity score drops.",
@@ -27,6 +29,8 @@ METHOD_DESCRIPTIONS = {
     "greedy_aggregation": "Greedy aggregation (G+) reveals regions one after another, each time the region that "
     "raises the similarity score the most.",
     "average": "The average method (Avg) combines the four other methods by averaging their importance maps.",
+    REGION_METHOD: "Region removal (R-) hides each of the ten facial regions itself, one at a time, and measures how "
+    "much the similarity score drops.",
 }
 TIMING_NAMES = {
     "decode": "Decoding the images",
@@ -161,17 +165,22 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
     by_key: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for row in explanation.get("table") or []:
         by_key.setdefault((str(row["image"]), str(row["method"])), []).append(row)
-    methods = [m for m in explanation.get("methods") or METHOD_NAMES if m in METHOD_NAMES]
-    # the figure the table ranks by (`density` since the region-level test; results stored before say nothing: share)
-    figure = str(explanation.get("rank_by") or "share")
+    methods = [m for m in explanation.get("methods") or METHOD_NAMES if m in METHOD_NAMES and m != REGION_METHOD]
+    # the figure the maps' rows rank by (`rank_by`; results stored before it existed ranked by share); the
+    # region-removal rows give their share of the score drop
+    map_figure = str(explanation.get("rank_by") or "share")
+    # the regions removed themselves (R-, the ranking that measured most faithful: README "Region-level
+    # faithfulness"), when the result has them
+    ranked = methods + [REGION_METHOD] * any(method == REGION_METHOD for _, method in by_key)
     images = sorted({image for image, _ in by_key})
     for image in images:
         where = photo(image)
-        for method in methods:
+        for method in ranked:
             rows = sorted(by_key.get((image, method), []), key=lambda r: int(r["rank"]))
             if not rows:
                 continue
             by = f"by {METHOD_NAMES[method]} ({LABELS[method]})"
+            figure = "share" if method == REGION_METHOD else map_figure
             first = rows[0]
             region = f"the {region_name(first['region'])}"
             facts.append(fact(
@@ -224,7 +233,7 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
                 "(1 is full agreement).",
                 tau,
             ))
-    for method in methods:
+    for method in ranked:
         text = METHOD_DESCRIPTIONS[method]
         facts.append(fact(f"method:{method}", text, text.split(") ", 1)[1].rstrip(".")))
     timings = explanation.get("timings_ms") or {}

@@ -5,7 +5,7 @@ rules that turn an intent into fact keys; or a refusal when the question is out 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgefx.qa.slots import keys_for
+from edgefx.qa.slots import keys_for, preferred_keys
 from edgefx.qa.text import Speller, shorthand, speller_for
 
 MAX_TOKENS = 64  # questions longer than this are cut; a kiosk question is ~10 tokens
@@ -47,6 +47,7 @@ class Resolution:
     confidence: float
     intent: str
     vector: np.ndarray | None = None  # the question's embedding (suggestions near it are offered on a refusal)
+    preferred: dict[str, str] = field(default_factory=dict)  # key -> the key to answer instead, when the result has it
 
 
 class QuestionEncoder:
@@ -135,4 +136,5 @@ class IntentResolver:
         if intent is None:
             return Resolution(None, confidence, ranked, vector)
         keys = keys_for(intent, text)
-        return Resolution(keys, confidence, keys[0].split(":")[0] if keys else intent, vector)
+        return Resolution(keys, confidence, keys[0].split(":")[0] if keys else intent, vector,
+                          preferred_keys(keys, text))

@@ -39,7 +39,12 @@ _METHOD_PAT = {
     "single_aggregation": r"(?<!')\bs\s?\+|\bs\s?plus\b|\bsingle[\s-]*(?:agg?r?e?g\w*|add\w*|reveal\w*|insert\w*)",
     "greedy_aggregation": r"\bg\s?\+|\bg\s?plus\b|\bgreedy[\s-]*(?:agg?r?e?g\w*|add\w*|reveal\w*|insert\w*)",
     "average": r"\bavg\b|\baverage\w*|\bmean (?:method|map|of)\b|\bcombined\b|\boverall\b",
+    "region_removal": r"\bregion[\s-]*(?:remo\w*|occlu\w*|hid\w*)|\bdirect[\s-]*(?:remo\w*|occlu\w*)|\br\s?-(?=$|[\s?.,!)/:;])",
 }
+# A rank question that names no method asks for the regions removed themselves (the ranking that measured most
+# faithful, edgefx.explain.regions), and for the average map when the result does not have them.
+MEASURED = "region_removal"
+RANK_INTENTS = ("top", "second", "least")
 _METHOD_PARTIAL = [
     (r"\bremov\w*|\bocclu\w*|\bhiding\b|\bdeletion\b", ["single_removal", "greedy_removal"]),
     (r"\baggr?eg\w*|\bagreg\w*", ["single_aggregation", "greedy_aggregation"]),
@@ -162,6 +167,15 @@ def refine_intent(intent: str, q: str) -> str:
                                             r"\bstand for\b|\bbased on\b|\bcalculat\w*|\bcomput\w*|\bworked out\b", qn):
         return "confidence_meaning"
     return intent
+
+
+def preferred_keys(keys: list[str], q: str) -> dict[str, str]:
+    """For the keys of a rank question that names no method: key -> the measured ranking's key, to use instead when
+    the result has it."""
+    if methods_in(q):
+        return {}
+    return {k: f"{k.rsplit(':', 1)[0]}:{MEASURED}" for k in keys
+            if k.split(":")[0] in RANK_INTENTS and k.endswith(":average")}
 
 
 def keys_for(intent: str, q: str) -> list[str]:
