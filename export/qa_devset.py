@@ -1,6 +1,7 @@
 """Build the QA contexts: verify + explain real LFW DevTest pairs and store the result dicts (numbers only).
 
-`--set dev` (the tuning set) and `--set unseen` (the held-out set's six contexts u01-u06: three pairs judged a match,
+`--set dev` (the tuning set), `--set dev2` (the second tuning set's answers, same contexts) and
+`--set unseen` (the held-out set's six contexts u01-u06: three pairs judged a match,
 then three judged no match, on DevTest pairs the dev set does not use)."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "tests" / "data" / "qa_dev_results.json"
 QUESTIONS = ROOT / "tests" / "data" / "qa_dev.jsonl"
+DEV2_QUESTIONS = ROOT / "tests" / "data" / "qa_dev2.jsonl"  # the second tuning set, same contexts
 UNSEEN_RESULTS = ROOT / "tests" / "data" / "qa_unseen_results.json"
 # Other strides of DevTest for the unseen set; the first three of each list the engine decides as labelled are used.
 UNSEEN_MATCHED = [41, 124, 207, 290, 373, 456]
@@ -82,7 +84,7 @@ def fill_answers(stored: dict[str, Any], questions: Path = QUESTIONS) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m export.qa_devset", description=__doc__)
     parser.add_argument("--reuse", action="store_true", help="only refill gold answers from the stored results")
-    parser.add_argument("--set", choices=["dev", "unseen"], default="dev")
+    parser.add_argument("--set", choices=["dev", "dev2", "unseen"], default="dev")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.set == "unseen":
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         stored = build_results()
         RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
-    print(f"{len(stored)} contexts, {fill_answers(stored)} questions")
+    questions = DEV2_QUESTIONS if args.set == "dev2" else QUESTIONS
+    print(f"{len(stored)} contexts, {fill_answers(stored, questions)} questions")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""QA evaluation on a question set (`edgefx eval qa --set dev|unseen`) and the latency benchmark (`edgefx bench qa`).
+"""QA evaluation on a question set (`edgefx eval qa --set dev|dev2|unseen`) and the QA latency (`edgefx bench qa`).
 
 A question counts as answered right when the answer comes from one of its acceptable facts; an unanswerable one
 counts as refused when the answerer refuses; anything else answered is a confident wrong answer."""
@@ -19,7 +19,8 @@ from edgefx.qa.context import build_facts
 from edgefx.qa.facts import Fact
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "tests" / "data"
-SETS = {"dev": ("qa_dev.jsonl", "qa_dev_results.json"), "unseen": ("qa_unseen.jsonl", "qa_unseen_results.json")}
+SETS = {"dev": ("qa_dev.jsonl", "qa_dev_results.json"), "dev2": ("qa_dev2.jsonl", "qa_dev_results.json"),
+        "unseen": ("qa_unseen.jsonl", "qa_unseen_results.json")}
 DEV_QUESTIONS, DEV_RESULTS = (DATA_DIR / f for f in SETS["dev"])
 
 
