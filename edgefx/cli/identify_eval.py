@@ -36,7 +36,8 @@ def cmd_eval_lfw_identify(args: argparse.Namespace) -> int:
         if "fusion" in recognizers:
             loaded[("fusion", precision)] = None
     reports, calibrations = evaluate_identify(Path(args.root), load_detector(settings), loaded, settings.detector,
-                                              cache=args.crops_cache)
+                                              cache=args.crops_cache,
+                                              fusion_weight=float(getattr(settings, "fusion_weight", 0.5)))
     if args.write_calibration:
         for calibration in calibrations:
             if calibration.recognizer not in recognizers:

@@ -13,7 +13,6 @@ import numpy as np
 
 from edgefx.evaluation.lfw import lfw_image_root
 from edgefx.evaluation.lfw_eval import AlignedImages, align_images
-from edgefx.faces.fusion import SCALE
 from edgefx.faces.loading import EMBEDDERS, recognizer_models
 from edgefx.faces.mtcnn import MTCNN
 from edgefx.faces.recognizer import Recognizer
@@ -74,9 +73,11 @@ def embed_all(crops: np.ndarray, recognizer: Recognizer, batch: int = 64) -> np.
     return np.concatenate([recognizer.embed(crops[s:s + batch]) for s in range(0, len(crops), batch)])
 
 
-def fused(parts: dict[str, np.ndarray]) -> np.ndarray:
-    """The fusion's embedding from its parts' (exactly `faces.fusion.Fusion.embed`)."""
-    return (np.concatenate([parts[m] for m in recognizer_models("fusion")], axis=1) * SCALE).astype(np.float32)
+def fused(parts: dict[str, np.ndarray], weight: float) -> np.ndarray:
+    """The fusion's embedding from its parts' unit rows, as `faces.fusion.Fusion.embed` makes it: [sqrt(w) u,
+    sqrt(1 - w) v], whose cosine is the weighted mean of the parts' cosines."""
+    first, second = (parts[m] for m in recognizer_models("fusion"))
+    return np.concatenate([first * np.sqrt(weight), second * np.sqrt(1.0 - weight)], axis=1).astype(np.float32)
 
 
 def threshold_for_fpir(non_mated_best: np.ndarray, fpir: float) -> float:
@@ -131,10 +132,10 @@ def scaled_check(calibration: OpenSetCalibration, scores: dict[str, np.ndarray],
 
 
 def evaluate_identify(root: Path, detector: MTCNN | YuNet, recognizers: dict[tuple[str, str], Any],
-                      detector_name: str, cache: Path | None = None) -> tuple[list[dict[str, Any]],
-                                                                              list[OpenSetCalibration]]:
+                      detector_name: str, cache: Path | None = None,
+                      fusion_weight: float = 0.5) -> tuple[list[dict[str, Any]], list[OpenSetCalibration]]:
     """One report and one fitted calibration per (recognizer, precision); `recognizers` maps (name, precision) to a
-    loaded embedder for sface/arcface (fusion is built from those two)."""
+    loaded embedder for sface/arcface (fusion is built from those two with `fusion_weight` on the first)."""
     image_root = lfw_image_root(root)
     protocol = build_protocol(image_root)
     t0 = time.perf_counter()
@@ -147,11 +148,12 @@ def evaluate_identify(root: Path, detector: MTCNN | YuNet, recognizers: dict[tup
         if name in EMBEDDERS:
             parts[(name, precision)] = embeddings = embed_all(aligned.crops, recognizer)
         else:
-            embeddings = fused({m: parts[(m, precision)] for m in recognizer_models(name)})
+            embeddings = fused({m: parts[(m, precision)] for m in recognizer_models(name)}, fusion_weight)
         embed_s = time.perf_counter() - t1
         scores = open_set_scores(protocol, embeddings)
         meta = {"protocol": f"LFW open-set ({len(protocol.gallery)} subjects)", "gallery_size": len(protocol.gallery),
-                "mated_probes": len(protocol.mated), "non_mated_probes": len(protocol.non_mated)}
+                "mated_probes": len(protocol.mated), "non_mated_probes": len(protocol.non_mated),
+                **({"fusion_weight": fusion_weight} if name == "fusion" else {})}
         calibration = OpenSetCalibration.fit(name, precision, detector_name, scores["own"], scores["non_mated_best"],
                                              scores["impostors"], meta)
         report = {"recognizer": name, "precision": precision, "detector": detector_name, **meta,
