@@ -237,7 +237,8 @@ def open_gallery(settings: Settings, manifest: Manifest, recognizer: str, verify
     """The gallery at `Settings.db` (key `Settings.key_file`) for the running recognizer x precision x detector."""
     store = GalleryStore(settings.db, settings.key_file)
     identity = template_identity(manifest, recognizer, settings.precision, settings.detector)
-    open_set = load_open_set(settings.models_dir, recognizer, settings.precision, settings.detector)
+    open_set = load_open_set(settings.models_dir, recognizer, settings.precision, settings.detector,
+                             getattr(settings, "fusion_weight", None))
     return Gallery(store, identity, verify_calibration, open_set, settings.identify_fpir)
 
 

@@ -100,9 +100,15 @@ def subsample(scores: np.ndarray, n: int) -> np.ndarray:
     return s if len(s) <= n else s[np.linspace(0, len(s) - 1, n).round().astype(np.int64)]
 
 
-def load_open_set(models_dir: Path, recognizer: str, precision: str, detector: str) -> OpenSetCalibration | None:
-    """The open-set calibration for these models, or None when none was built (callers fall back and say so)."""
+def load_open_set(models_dir: Path, recognizer: str, precision: str, detector: str,
+                  fusion_weight: float | None = None) -> OpenSetCalibration | None:
+    """The open-set calibration for these models, or None when none was built, or (a fusion) it was fitted with
+    another weight: callers fall back to the verify threshold and say so."""
     path = identify_calibration_path(models_dir, recognizer, precision, detector)
     if not path.is_file():
         return None
-    return OpenSetCalibration.from_dict(json.loads(path.read_text())).require(recognizer, precision, detector)
+    calibration = OpenSetCalibration.from_dict(json.loads(path.read_text())).require(recognizer, precision, detector)
+    if recognizer == "fusion" and fusion_weight is not None and \
+            abs(float(calibration.meta.get("fusion_weight", 0.5)) - fusion_weight) > 1e-9:
+        return None
+    return calibration
