@@ -20,13 +20,15 @@ TRUE, FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 
 
 def form_body(fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    props = {name: {"type": "string"} for name in fields}
+    """The OpenAPI description of a multipart form (the route reads the stream itself)."""
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": required, "properties": props}}}}}
+        "type": "object", "required": required, "properties": fields}}}}}
 
 
 IMAGE = {"type": "string", "format": "binary"}
-ENROL_FORM = form_body({"id": {}, "name": {}, "image": {}, "keep_crop": {}}, ["id", "image"])
+TEXT = {"type": "string"}
+ENROL_FORM = form_body({"id": TEXT, "name": TEXT, "image": {"type": "array", "items": IMAGE, "maxItems": 10},
+                        "keep_crop": {"type": "boolean"}}, ["id", "image"])
 PROBE_FORM = form_body({"image": IMAGE}, ["image"])
 
 
