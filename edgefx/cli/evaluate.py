@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgefx.cli import identify_eval
 from edgefx.cli.options import add_engine_options, existing_dir, existing_file, positive_int, settings_from, write_text
 from edgefx.engine import Engine
 from edgefx.evaluation.lfw_eval import evaluate_lfw, plot_curves
@@ -73,7 +72,7 @@ def cmd_eval_saliency(args: argparse.Namespace) -> int:
     report = faithfulness([faces[i][:2] for i in ids], engine.recognizer.embed,  # type: ignore[misc]
                           engine.calibration.threshold, grid=args.grid, fill=args.fill, greedy_steps=args.steps,
                           random_orders=args.random_orders, landmarks=[faces[i][2] for i in ids],
-                          region_draws=args.region_draws, pair_ids=ids)
+                          region_draws=args.region_draws, pair_ids=ids, pixel_level=not args.no_pixel)
     report["model"] = engine.model_info()
     report["pairs_file"] = str(args.pairs)
     report["pairs"] = {"matched": sum(faces[i][1] for i in ids), "mismatched": sum(not faces[i][1] for i in ids)}
@@ -151,7 +150,6 @@ def register(sub: Any) -> None:
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     add_engine_options(p)
     p.set_defaults(func=cmd_eval_lfw)
-    identify_eval.register(sub)
 
     p = sub.add_parser("saliency", help="deletion/insertion AUC of each saliency method vs random window orders; "
                        "region-level test of each region ranking vs random regions")
@@ -161,6 +159,7 @@ def register(sub: Any) -> None:
     p.add_argument("--region-draws", type=positive_int, default=5, help="seeded random regions per face and top-k")
     p.add_argument("--shard", default="0/1", help="K/N: only every N-th pair from the K-th (run shards side by side)")
     p.add_argument("--merge", nargs="+", metavar="JSON", help="merge shard reports (same settings) into --json")
+    p.add_argument("--no-pixel", action="store_true", help="the region-level test only (no deletion/insertion curves)")
     p.add_argument("--json", help="write the full report (with curves) to this file")
     p.set_defaults(func=cmd_eval_saliency)
 
@@ -172,7 +171,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("qa", help="QA on a question set: answered right, refused, confident wrong")
     p.add_argument("--set", choices=sorted(SETS), default="dev",
-                   help="dev, dev2: the tuning sets; unseen: held-out questions never used for tuning")
+                   help="dev: the tuning set; unseen: held-out questions never used for tuning")
     p.add_argument("--json", action="store_true")
     p.add_argument("--precision", default="int8", choices=["fp32", "int8"])
     p.add_argument("--backend", default="onnxruntime", choices=["auto", "onnxruntime", "openvino"])

@@ -60,7 +60,8 @@ def auc(curve: np.ndarray) -> np.ndarray:
 def faithfulness(pairs: Iterable[tuple[Crops, bool]], embed: Embed, threshold: float, grid: int = DEFAULT_GRID,
                  sigma: float | None = None, fill: str = DEFAULT_FILL, greedy_steps: int = DEFAULT_STEPS,
                  random_orders: int = 3, seed: int = 0, landmarks: Sequence[Landmarks] | None = None,
-                 region_draws: int = 5, pair_ids: Sequence[int] | None = None) -> dict[str, Any]:
+                 region_draws: int = 5, pair_ids: Sequence[int] | None = None,
+                 pixel_level: bool = True) -> dict[str, Any]:
     """Deletion/insertion AUC per method and for random window orders, and the region-level test
     (`region_eval`), over matched and mismatched pairs.
 
@@ -69,6 +70,7 @@ def faithfulness(pairs: Iterable[tuple[Crops, bool]], embed: Embed, threshold: f
     the random orders (`beats_random_*` = share of faces where it does better). `landmarks` (per pair, the
     two faces' 5 points in the crop) place the regions; without them the template regions are used. Random draws
     are seeded per pair (`pair_ids`, default 0, 1, ...), so a pair gives the same figures in any shard of a run.
+    Without `pixel_level` only the region-level test runs (the curves are 60 % of the forward passes).
     """
     sigma = float(default_sigma(grid) if sigma is None else sigma)
     windows = gaussian_windows(grid, sigma)
@@ -82,19 +84,11 @@ def faithfulness(pairs: Iterable[tuple[Crops, bool]], embed: Embed, threshold: f
                           greedy_steps=greedy_steps)
         emb = np.asarray(embed(np.stack([crop_a, crop_b]).astype(np.float32)), np.float32)
         for image, crop, target, lab in (("a", crop_a, emb[1], labels[0]), ("b", crop_b, emb[0], labels[1])):
-            orders = [np.argsort(-window_scores(ex.maps[image][m], windows), kind="stable") for m in METHODS]
-            orders += [rng.permutation(len(windows)) for _ in range(random_orders)]
-            deletion, insertion = curves(crop, target, orders, windows, fill, embed)
-            d_auc, i_auc = auc(deletion), auc(insertion)
-            row = {"pair": pair_id, "genuine": bool(genuine), "score": ex.score, "image": image,
-                   "deletion": {m: float(d_auc[k]) for k, m in enumerate(METHODS)},
-                   "insertion": {m: float(i_auc[k]) for k, m in enumerate(METHODS)},
-                   "deletion_curves": {m: deletion[k].round(4).tolist() for k, m in enumerate(METHODS)},
-                   "insertion_curves": {m: insertion[k].round(4).tolist() for k, m in enumerate(METHODS)}}
-            row["deletion"]["random"] = float(d_auc[len(METHODS):].mean())
-            row["insertion"]["random"] = float(i_auc[len(METHODS):].mean())
-            row["deletion_curves"]["random"] = deletion[len(METHODS):].mean(axis=0).round(4).tolist()
-            row["insertion_curves"]["random"] = insertion[len(METHODS):].mean(axis=0).round(4).tolist()
+            row: dict[str, Any] = {"pair": pair_id, "genuine": bool(genuine), "score": ex.score, "image": image}
+            if pixel_level:
+                orders = [np.argsort(-window_scores(ex.maps[image][m], windows), kind="stable") for m in METHODS]
+                orders += [rng.permutation(len(windows)) for _ in range(random_orders)]
+                row.update(_pixel_row(*curves(crop, target, orders, windows, fill, embed)))
             row["regions"] = face_region_test(crop, target, ex.maps[image], lab, fill, embed, region_rng, region_draws)
             rows.append(row)
         log.info("pair %d done", n + 1)
@@ -114,8 +108,23 @@ def merge_reports(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {**merged, "summary": summarize_faithfulness(rows), "regions": summarize_regions(rows), "faces": rows}
 
 
+def _pixel_row(deletion: np.ndarray, insertion: np.ndarray) -> dict[str, Any]:
+    """One face's AUCs and curves per method (the first len(METHODS) orders) and for the mean of the random ones."""
+    d_auc, i_auc = auc(deletion), auc(insertion)
+    row: dict[str, Any] = {"deletion": {m: float(d_auc[k]) for k, m in enumerate(METHODS)},
+                           "insertion": {m: float(i_auc[k]) for k, m in enumerate(METHODS)},
+                           "deletion_curves": {m: deletion[k].round(4).tolist() for k, m in enumerate(METHODS)},
+                           "insertion_curves": {m: insertion[k].round(4).tolist() for k, m in enumerate(METHODS)}}
+    row["deletion"]["random"] = float(d_auc[len(METHODS):].mean())
+    row["insertion"]["random"] = float(i_auc[len(METHODS):].mean())
+    row["deletion_curves"]["random"] = deletion[len(METHODS):].mean(axis=0).round(4).tolist()
+    row["insertion_curves"]["random"] = insertion[len(METHODS):].mean(axis=0).round(4).tolist()
+    return row
+
+
 def summarize_faithfulness(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    rows = [r for r in rows if "deletion" in r]
     for label, keep in (("matched", True), ("mismatched", False), ("all", None)):
         sel = [r for r in rows if keep is None or r["genuine"] == keep]
         if not sel:
