@@ -42,6 +42,7 @@ class Engine:
         self.device = self.recognizer.model.device
         # Refuses (CalibrationMismatch, a ModelError) a calibration fitted for another recognizer.
         self.calibration: Calibration = load_calibration(s.models_dir, self.recognizer.name, s.precision, s.detector)
+        self.calibration.require_weight(getattr(self.recognizer, "weight", None))
         if self.calibration.meta.get("flip_tta", s.flip_tta) != s.flip_tta:
             log.warning("the decision threshold was calibrated with flip_tta=%s but runs with flip_tta=%s",
                         self.calibration.meta.get("flip_tta"), s.flip_tta)

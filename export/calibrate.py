@@ -28,7 +28,8 @@ def _record(key: str, out: Path, model_hash: str, settings: Settings, detector: 
                              "sha256": sha256_file(out), "model_sha256": model_hash, "flip_tta": settings.flip_tta,
                              "detector_precision": settings.detector_precision, "threshold": threshold,
                              "devtrain_accuracy": meta.get("devtrain_accuracy"),
-                             "devtest_accuracy": meta.get("devtest_accuracy")})
+                             "devtest_accuracy": meta.get("devtest_accuracy"),
+                             **({"fusion_weight": meta["fusion_weight"]} if "fusion_weight" in meta else {})})
 
 
 def _model_hash(recognizer: str, precision: str) -> str | None:
@@ -40,6 +41,11 @@ def _model_hash(recognizer: str, precision: str) -> str | None:
             return None
         hashes.append((name, entry["files"]["onnx"]["sha256"]))
     return hashes[0][1] if len(hashes) == 1 else "+".join(f"{name}:{sha}" for name, sha in hashes)
+
+
+def _fusion_weight(settings: Settings) -> float | None:
+    """The weight a fusion's scores are made with (its calibration is refit when it changes); None otherwise."""
+    return settings.fusion_weight if settings.recognizer == "fusion" else None
 
 
 def _threads() -> int | None:
@@ -68,7 +74,8 @@ def calibrate(precision: str, lfw: Path | None = None, force: bool = False, dete
     meta = data.get("meta", {})
     if (not force and meta.get("model_sha256") == model_hash and meta.get("flip_tta") == settings.flip_tta
             and meta.get("detector_precision") == settings.detector_precision
-            and meta.get("detector", "mtcnn") == detector and meta.get("recognizer", data.get("model")) == recognizer):
+            and meta.get("detector", "mtcnn") == detector and meta.get("recognizer", data.get("model")) == recognizer
+            and meta.get("fusion_weight") == _fusion_weight(settings)):
         if not (recorded and recorded.get("sha256") == sha256_file(out)):
             _record(key, out, model_hash, settings, detector, meta)
         print(f"calibrate {key}: up to date")
@@ -97,6 +104,8 @@ def _fit(settings: Settings, lfw: Path, model_hash: str, key: str, aligned: dict
                             "models": list(recognizer_models(settings.recognizer)), "model_sha256": model_hash,
                             "detector": settings.detector, "min_face_size": settings.min_face_size,
                             "flip_tta": settings.flip_tta, "detector_precision": settings.detector_precision}
+    if _fusion_weight(settings) is not None:
+        meta["fusion_weight"] = _fusion_weight(settings)
     cal = None
     for split, name in SPLITS:
         pairs = read_pairs(lfw / name)

@@ -1,5 +1,6 @@
-"""The recognizer seam: SFace, ArcFace and their fusion each verify real LFW pairs, the fusion's score is the mean of
-the two cosines, and a decision calibration is never used with a recognizer it was not fitted for."""
+"""The recognizer seam: SFace, ArcFace and their fusion each verify real LFW pairs, the fusion's score is the weighted
+mean of the two cosines (the plain mean at weight 0.5), and a decision calibration is never used with a recognizer (or
+a fusion weight) it was not fitted for."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import numpy as np
 import pytest
 
 from edgefx.faces.decision import Calibration, cosine, load_calibration
+from edgefx.faces.fusion import Fusion
 from edgefx.faces.loading import RECOGNIZERS, load_face_models, load_recognizer
 from edgefx.faces.recognizer import Recognizer
 from edgefx.runtime.config import Settings, default_models_dir
-from edgefx.runtime.errors import CalibrationMismatch, ModelError, ModelMissing
+from edgefx.runtime.errors import BadArgument, CalibrationMismatch, ModelError, ModelMissing
 
 MODELS = default_models_dir()
 CALIBRATIONS = MODELS / "calibration"
@@ -66,7 +68,7 @@ def test_each_recognizer_gives_unit_rows_of_its_size(engine_of) -> None:  # type
 
 # ---- fusion -----------------------------------------------------------------------------------------------------
 
-def test_fusion_score_is_the_mean_of_the_two_cosines(lfw_images, devtest_pairs) -> None:  # type: ignore[no-untyped-def]
+def test_fusion_score_is_the_weighted_mean_of_the_two_cosines(lfw_images, devtest_pairs) -> None:  # type: ignore[no-untyped-def]
     from edgefx.faces.align import align
     from edgefx.faces.detection import select_face
     from edgefx.runtime.image import read_image
@@ -80,11 +82,15 @@ def test_fusion_score_is_the_mean_of_the_two_cosines(lfw_images, devtest_pairs) 
             face, _ = select_face(detector.detect(photo), photo.shape)
             crops.append(align(photo, face.landmarks)[0])
     crops = np.stack(crops)
-    fused, a, b = fusion.embed(crops), sface.embed(crops), arcface.embed(crops)
+    assert isinstance(fusion, Fusion) and fusion.weight == Settings.from_env().fusion_weight
+    plain = Fusion(sface, arcface, weight=0.5)
+    fused, mean_fused, a, b = fusion.embed(crops), plain.embed(crops), sface.embed(crops), arcface.embed(crops)
     assert fused.shape == (len(crops), sface.dim + arcface.dim)
     for i in range(0, len(crops), 2):
-        mean = (cosine(a[i], a[i + 1]) + cosine(b[i], b[i + 1])) / 2
-        assert cosine(fused[i], fused[i + 1]) == pytest.approx(mean, abs=1e-5)
+        s_a, s_b = cosine(a[i], a[i + 1]), cosine(b[i], b[i + 1])
+        assert cosine(mean_fused[i], mean_fused[i + 1]) == pytest.approx((s_a + s_b) / 2, abs=1e-5)
+        weighted = fusion.weight * s_a + (1 - fusion.weight) * s_b
+        assert cosine(fused[i], fused[i + 1]) == pytest.approx(weighted, abs=1e-5)
 
 
 def test_fusion_identity_holds_for_any_crops() -> None:
@@ -93,7 +99,32 @@ def test_fusion_identity_holds_for_any_crops() -> None:
     parts = [part.embed(crops) for part in fusion.parts]
     fused = fusion.embed(crops)
     assert np.allclose(np.linalg.norm(fused, axis=1), 1.0, atol=1e-5)
-    assert fused @ fused.T == pytest.approx(sum(p @ p.T for p in parts) / 2, abs=1e-5)
+    weights = (fusion.weight, 1 - fusion.weight)
+    assert fused @ fused.T == pytest.approx(sum(w * (p @ p.T) for w, p in zip(weights, parts)), abs=1e-5)
+
+
+class _Fixed:
+    """A stand-in recognizer (no model): fixed unit rows, to test the fusion arithmetic alone."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows, self.dim, self.flip_tta, self.model = rows, rows.shape[1], False, object()
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        return self.rows[: len(crops)]
+
+
+def test_a_fusion_weight_moves_the_score_between_the_two_models() -> None:
+    rng = np.random.default_rng(3)
+    u, v = (rng.normal(size=(2, d)) for d in (4, 6))
+    u, v = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (u, v))
+    crops = np.zeros((2, 112, 112, 3), np.uint8)
+    for w in (0.25, 0.5, 0.6):
+        e = Fusion(_Fixed(u), _Fixed(v), weight=w).embed(crops)
+        assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-6)
+        assert float(e[0] @ e[1]) == pytest.approx(w * float(u[0] @ u[1]) + (1 - w) * float(v[0] @ v[1]), abs=1e-6)
+    for bad in (0.0, 1.0, -0.1, 1.5):
+        with pytest.raises(BadArgument):
+            Fusion(_Fixed(u), _Fixed(v), weight=bad)
 
 
 # ---- calibration belongs to one recognizer ----------------------------------------------------------------------
@@ -115,6 +146,32 @@ def test_a_calibration_refuses_another_recognizer() -> None:
         cal.require("arcface", "int8")
     with pytest.raises(CalibrationMismatch):
         cal.require("arcface", "fp32", "yunet")
+
+
+def test_a_fusion_calibration_refuses_another_weight() -> None:
+    cal = fitted_for("fusion")
+    cal.meta["fusion_weight"] = 0.6
+    assert cal.require_weight(0.6) is cal
+    with pytest.raises(CalibrationMismatch, match="fusion weight of 0.6, not 0.5"):
+        cal.require_weight(0.5)
+    del cal.meta["fusion_weight"]  # a file from before the weight: fitted on the plain mean
+    assert cal.require_weight(0.5) is cal
+    with pytest.raises(CalibrationMismatch):
+        cal.require_weight(0.6)
+    assert fitted_for("sface").require_weight(None).recognizer == "sface"
+
+
+def test_the_engine_refuses_a_fusion_calibration_of_another_weight() -> None:
+    from edgefx.engine import Engine
+
+    path = CALIBRATIONS / "fusion-fp32.json"
+    if not path.is_file():
+        pytest.skip(f"no fusion calibration at {path}: `python -m export all` with LFW")
+    recognizer_or_skip("fusion")
+    fitted = float(json.loads(path.read_text())["meta"].get("fusion_weight", 0.5))
+    with pytest.raises(CalibrationMismatch):
+        Engine(settings("fusion", precision="fp32", detector="mtcnn", fusion_weight=0.3 if fitted != 0.3 else 0.7),
+               load_qa=False)
 
 
 def test_a_renamed_calibration_file_is_refused(tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", choices=["fp32", "int8"], help="face-model precision (default fp32)")
     g.add_argument("--detector", choices=["mtcnn", "yunet"], help="face detector (default mtcnn)")
     g.add_argument("--recognizer", choices=["sface", "arcface", "fusion"],
-                   help="face recognizer (default sface); fusion = mean of the SFace and ArcFace cosines")
+                   help="face recognizer (default sface); fusion = weighted mean of the SFace and ArcFace cosines "
+                        "(EDGEFX_FUSION_WEIGHT, default 0.6 on SFace)")
     g.add_argument("--threads", type=positive_int, help="inference threads (default: all cores)")
     g.add_argument("--models-dir", type=Path, help="folder with manifest.json (default ./models)")
 

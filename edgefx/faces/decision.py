@@ -54,6 +54,15 @@ class Calibration:
                 f"not for {recognizer} {precision} with {detector}: its threshold does not apply to these scores")
         return self
 
+    def require_weight(self, weight: float | None) -> "Calibration":
+        """Itself, if fitted for a fusion with this weight (files from before the weight: the plain mean, 0.5), or
+        for a single recognizer (None); CalibrationMismatch if not: another weight gives other scores."""
+        fitted = self.meta.get("fusion_weight", 0.5 if self.recognizer == "fusion" else None)
+        if weight is not None and fitted is not None and abs(float(fitted) - weight) > 1e-9:
+            raise CalibrationMismatch(f"the calibration was fitted for a fusion weight of {fitted}, not {weight}: "
+                                      "set EDGEFX_FUSION_WEIGHT to it or recalibrate (python -m export.calibrate)")
+        return self
+
     def confidence(self, score: float) -> float:
         """PIC (Neto et al. 2022): genuine density / (genuine + impostor density) at this score.
 

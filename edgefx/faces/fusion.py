@@ -1,11 +1,13 @@
 """Score-level fusion of two recognizers, expressed as one recognizer so that the decision, the calibration and the
 explanations need nothing new.
 
-Each face is embedded by both models (one batch per model) and the fused embedding is the concatenation of the two
-unit vectors scaled by 1/sqrt(2): e = [u, v] / sqrt(2). It is a unit vector (|u|^2/2 + |v|^2/2 = 1), and for two faces
-e . e' = (u . u' + v . v') / 2, so its cosine is exactly the MEAN of the two models' cosines (to float rounding). The
-mean of cosines is the fusion measured on LFW View 1 (DevTest 99.2 %, EER 0.8 %), and keeping it a cosine of unit
-vectors means `decision.cosine`, the calibrated threshold and every saliency map work on it unchanged."""
+Each face is embedded by both models (one batch per model) and the fused embedding is the two unit vectors side by
+side, scaled by the square roots of the weights: e = [sqrt(w) u, sqrt(1 - w) v]. It is a unit vector
+(w |u|^2 + (1 - w) |v|^2 = 1), and for two faces e . e' = w (u . u') + (1 - w) (v . v'): its cosine is exactly the
+WEIGHTED MEAN of the two models' cosines (to float rounding); w = 0.5 is their plain mean. Keeping it a cosine of unit
+vectors means `decision.cosine`, the calibrated threshold and every saliency map work on it unchanged. The weight is
+`Settings.fusion_weight` (0.6 for SFace, fitted on LFW DevTrain only: docs/experiments/recognizer_variants.py, README
+"Verification accuracy"); each calibration records the weight it was fitted with."""
 
 from __future__ import annotations
 
@@ -14,8 +16,16 @@ from typing import Any
 import numpy as np
 
 from edgefx.faces.recognizer import Recognizer, check_crops
+from edgefx.runtime.errors import BadArgument
 
+# The plain mean's scale (weight 0.5, `fuse_rows(u, v, 0.5)`), for code that fuses stored parts that way.
 SCALE = np.float32(1.0 / np.sqrt(2.0))
+
+
+def fuse_rows(first: np.ndarray, second: np.ndarray, weight: float) -> np.ndarray:
+    """The fused unit rows [sqrt(w) u, sqrt(1 - w) v] of two models' unit rows u and v (what `Fusion.embed` gives)."""
+    return np.concatenate([first * np.float32(np.sqrt(weight)), second * np.float32(np.sqrt(1.0 - weight))],
+                          axis=1).astype(np.float32)
 
 
 class FusedModel:
@@ -32,12 +42,15 @@ class FusedModel:
 
 
 class Fusion:
-    """Mean-of-cosines fusion of two recognizers (default: SFace and ArcFace)."""
+    """Weighted-mean-of-cosines fusion of two recognizers (SFace and ArcFace): `weight` on the first's cosine."""
 
     name = "fusion"
 
-    def __init__(self, first: Recognizer, second: Recognizer) -> None:
+    def __init__(self, first: Recognizer, second: Recognizer, weight: float = 0.5) -> None:
+        if not 0.0 < weight < 1.0:
+            raise BadArgument(f"fusion weight {weight} must lie strictly between 0 and 1 (0.5 = the plain mean)")
         self.parts = (first, second)
+        self.weight = float(weight)
         self.dim = first.dim + second.dim
         self._model = FusedModel(first.model, second.model)
 
@@ -50,10 +63,10 @@ class Fusion:
         return all(part.flip_tta for part in self.parts)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 112, 112, 3) RGB crops -> (N, dim_a + dim_b) unit rows [u, v] / sqrt(2)."""
+        """(N, 112, 112, 3) RGB crops -> (N, dim_a + dim_b) unit rows [sqrt(w) u, sqrt(1 - w) v]."""
         crops = check_crops(crops)
-        rows = [part.embed(crops) for part in self.parts]  # each one batch, already unit rows
-        return (np.concatenate(rows, axis=1) * SCALE).astype(np.float32)
+        first, second = (part.embed(crops) for part in self.parts)  # each one batch, already unit rows
+        return fuse_rows(first, second, self.weight)
 
 
 def _joined(values: Any) -> str:

@@ -48,7 +48,7 @@ def load_recognizer(s: Settings) -> Recognizer:
         model = load_model(model_name, s.precision, backend=s.backend, device=s.device, threads=s.threads,
                            models_dir=s.models_dir, verify_hashes=s.verify_hashes)
         parts.append(EMBEDDERS[model_name](model, flip_tta=s.flip_tta))
-    return parts[0] if len(parts) == 1 else Fusion(parts[0], parts[1])
+    return parts[0] if len(parts) == 1 else Fusion(parts[0], parts[1], weight=s.fusion_weight)
 
 
 def load_face_models(s: Settings) -> tuple[MTCNN | YuNet, Recognizer, str]:
