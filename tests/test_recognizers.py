@@ -224,3 +224,14 @@ def test_an_unknown_recognizer_is_a_model_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("EDGEFX_RECOGNIZER", "facenet")
     with pytest.raises(ModelError):
         load_face_models(Settings.from_env())
+
+
+def test_the_context_names_each_recognizer() -> None:
+    from edgefx.qa.context import build_facts
+
+    named = {}
+    for recognizer in RECOGNIZERS:
+        facts = build_facts({"match": True, "score": 0.6, "threshold": 0.4, "model": {"recognizer": recognizer}})
+        named[recognizer] = next(f.answer for f in facts if f.key == "recognizer")
+    # ArcFace keeps its id: the reader's training corpus says "arcface" (another name would retrain the reader)
+    assert named == {"sface": "SFace", "arcface": "arcface", "fusion": "SFace + ArcFace fusion"}

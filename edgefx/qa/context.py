@@ -32,6 +32,9 @@ METHOD_DESCRIPTIONS = {
     REGION_METHOD: "Region removal (R-) hides each of the ten facial regions itself, one at a time, and measures how "
     "much the similarity score drops.",
 }
+# Display names. ArcFace keeps its id "arcface": the reader's training corpus states it that way, and another name
+# changes the corpus (recipe hash 13faaba0f9d2e7b7 -> 375ad22800702b7c, a retrain); fusion is not in the corpus.
+RECOGNIZER_NAMES = {"sface": "SFace", "fusion": "SFace + ArcFace fusion"}
 TIMING_NAMES = {
     "decode": "Decoding the images",
     "detect": "Face detection",
@@ -128,8 +131,7 @@ def _model_facts(result: Mapping[str, Any]) -> list[Fact]:
     facts: list[Fact] = []
     recognizer, detector = model.get("recognizer"), model.get("detector")
     if recognizer:
-        name = str(recognizer).upper() if str(recognizer).lower() == "sface" else str(recognizer)
-        name = "SFace" if name == "SFACE" else name
+        name = RECOGNIZER_NAMES.get(str(recognizer).lower(), str(recognizer))
         facts.append(fact("recognizer", f"The face recognition model is {name}.", name))
     if detector:
         name = str(detector).upper() if str(detector).lower() == "mtcnn" else str(detector)
