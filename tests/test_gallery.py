@@ -228,7 +228,16 @@ def test_the_fpir_threshold_scales_with_the_gallery_and_is_loaded(tmp_path: Path
     (tmp_path / "g").mkdir(exist_ok=True)
     enrol(g, "alice", unit(rng))
     found = g.identify(fake_face(rng), unit(rng)[0], 1, False, {}, {})
-    assert found.threshold == pytest.approx(loaded.threshold(0.01, 1)) and "FPIR" in found.threshold_source
+    verify_threshold = g.verify_calibration.threshold  # never more lenient than 1:1 against the same template
+    assert found.threshold == pytest.approx(max(loaded.threshold(0.01, 1), verify_threshold))
+    assert "FPIR" in found.threshold_source and ("raised" in found.threshold_source) == (
+        loaded.threshold(0.01, 1) < verify_threshold)
+    for _ in range(4):  # a larger gallery: the FPIR threshold rises above the verify one
+        enrol(g, f"s{_}", unit(rng))
+    g.fpir = 1e-4
+    larger = g.identify(fake_face(rng), unit(rng)[0], 1, False, {}, {})
+    assert loaded.threshold(1e-4, 5) > verify_threshold
+    assert larger.threshold == pytest.approx(loaded.threshold(1e-4, 5)) and "raised" not in larger.threshold_source
     fallback = gallery(tmp_path / "g").identify(fake_face(rng), unit(rng)[0], 1, False, {}, {})
     assert "verify threshold" in fallback.threshold_source
 

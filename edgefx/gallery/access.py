@@ -162,9 +162,15 @@ class Gallery:
                 f"the verify threshold: no open-set calibration for {self.identity.label} (build it with "
                 "`edgefx eval lfw-identify --write-calibration`)")
         gallery_size = max(subjects, 1)
-        return self.open_set.threshold(self.fpir, gallery_size), (
-            f"FPIR {self.fpir:g} at {gallery_size} enrolled subject(s) (open-set calibration on "
-            f"{self.open_set.meta.get('protocol', 'LFW')})")
+        open_set = self.open_set.threshold(self.fpir, gallery_size)
+        source = (f"FPIR {self.fpir:g} at {gallery_size} enrolled subject(s) (open-set calibration on "
+                  f"{self.open_set.meta.get('protocol', 'LFW')})")
+        # A small gallery's FPIR threshold can fall below the 1:1 one (one subject at FPIR 1 % is FMR 1 %): an
+        # identification is never let in more easily than a verification against the same template would be.
+        if open_set < self.verify_calibration.threshold:
+            return self.verify_calibration.threshold, source + f"; raised to the verify threshold, stricter than " \
+                f"{open_set:.4f} at this gallery size"
+        return open_set, source
 
     def identify(self, probe: PreparedFace, embedding: np.ndarray, top: int, want_crop: bool,
                  timings: dict[str, float], model: dict[str, str]) -> Identification:
