@@ -158,6 +158,36 @@ def _timing_facts(result: Mapping[str, Any]) -> list[Fact]:
     return facts
 
 
+def _rank_facts(where: str, image: str, method: str, rows: list[Mapping[str, Any]], figure: str) -> list[Fact]:
+    """The most, second and least important regions of one method in one photo (`rows` sorted by rank)."""
+    facts: list[Fact] = []
+    by = f"by {METHOD_NAMES[method]} ({LABELS[method]})"
+    first = rows[0]
+    region = f"the {region_name(first['region'])}"
+    facts.append(fact(
+        f"top:{image}:{method}",
+        f"In {where}, the most important region {by} is {region}, with {_pct(first[figure])}.",
+        region,
+    ))
+    if len(rows) > 1:
+        second = rows[1]
+        region = f"the {region_name(second['region'])}"
+        facts.append(fact(
+            f"second:{image}:{method}",
+            f"In {where}, the second most important region {by} is {region}, with "
+            f"{_pct(second[figure])}.",
+            region,
+        ))
+        last = rows[-1]
+        region = f"the {region_name(last['region'])}"
+        facts.append(fact(
+            f"least:{image}:{method}",
+            f"In {where}, the least important region {by} is {region}, with {_pct(last[figure])}.",
+            region,
+        ))
+    return facts
+
+
 def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
     facts: list[Fact] = [fact(
         "sides",
@@ -181,31 +211,8 @@ def _explanation_facts(explanation: Mapping[str, Any]) -> list[Fact]:
             rows = sorted(by_key.get((image, method), []), key=lambda r: int(r["rank"]))
             if not rows:
                 continue
-            by = f"by {METHOD_NAMES[method]} ({LABELS[method]})"
             figure = "share" if method == REGION_METHOD else map_figure
-            first = rows[0]
-            region = f"the {region_name(first['region'])}"
-            facts.append(fact(
-                f"top:{image}:{method}",
-                f"In {where}, the most important region {by} is {region}, with {_pct(first[figure])}.",
-                region,
-            ))
-            if len(rows) > 1:
-                second = rows[1]
-                region = f"the {region_name(second['region'])}"
-                facts.append(fact(
-                    f"second:{image}:{method}",
-                    f"In {where}, the second most important region {by} is {region}, with "
-                    f"{_pct(second[figure])}.",
-                    region,
-                ))
-                last = rows[-1]
-                region = f"the {region_name(last['region'])}"
-                facts.append(fact(
-                    f"least:{image}:{method}",
-                    f"In {where}, the least important region {by} is {region}, with {_pct(last[figure])}.",
-                    region,
-                ))
+            facts += _rank_facts(where, image, method, rows, figure)
             if method == "average":
                 for row in rows:
                     share = _pct(row[figure])
