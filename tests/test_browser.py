@@ -225,7 +225,8 @@ def _enrol(driver: Any, wait: Any, subject_id: str, name: str, photos: list[Path
     if driver.find_element(By.ID, "keep-crop").is_selected() != keep_crop:
         driver.find_element(By.ID, "keep-crop").click()
     driver.find_element(By.ID, "enrol").click()
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f'#subjects tr[data-id="{subject_id}"]')
+    wait.until(lambda d: (d.find_element(By.ID, "subjects").get_attribute("aria-busy") is None
+                          and d.find_elements(By.CSS_SELECTOR, f'#subjects tr[data-id="{subject_id}"]'))
                or "error" in d.find_element(By.ID, "enrol-message").get_attribute("class"))
     message = driver.find_element(By.ID, "enrol-message")
     assert "error" not in message.get_attribute("class"), message.text
@@ -306,7 +307,8 @@ def test_kiosk_enrol_identify_verify_id_and_remove(kiosk_url: str, browser: Any,
     driver.save_screenshot(str(shots / "verify-id-800x480.png"))
 
     driver.find_element(By.ID, "mode-enrol").click()
-    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#subjects tbody tr")) == 3)
+    wait.until(lambda d: d.find_element(By.ID, "subjects").get_attribute("aria-busy") is None
+               and len(d.find_elements(By.CSS_SELECTOR, "#subjects tbody tr")) == 3)
     remove = driver.find_element(By.CSS_SELECTOR, '#subjects tr[data-id="p-1"] button.remove')
     remove.click()
     assert "armed" in remove.get_attribute("class")  # one tap only arms: erasing needs a second
