@@ -22,7 +22,14 @@ def test_explanation_embeds_with_the_verifying_model(engine, matched_pair_bytes,
     explained = engine.verify(*matched_pair_bytes, explain=True, methods=["single_removal", "single_aggregation"])
     passes = explained.explanation.pair.passes
     assert verify_images == 2
-    # the pair's own embeddings are reused: the explanation adds exactly its counted passes, in one batch
-    assert sum(seen) - 2 * verify_images == passes["single_removal"] + passes["single_aggregation"]
-    assert seen[-1] == passes["single_removal"] + passes["single_aggregation"]
+    # the pair's own embeddings are reused: the explanation adds exactly its counted passes (the single maps and the
+    # ten regions of each face removed, R-), in one batch
+    counted = passes["single_removal"] + passes["single_aggregation"] + passes["region_removal"]
+    assert passes["region_removal"] == 2 * 10
+    assert sum(seen) - 2 * verify_images == counted
+    assert seen[-1] == counted
+    table = explained.explanation.table
+    assert {r["method"] for r in table} == {"single_removal", "single_aggregation", "region_removal"}
+    drops = {(r["image"], r["region"]): r["drop"] for r in table if r["method"] == "region_removal"}
+    assert len(drops) == 20 and explained.explanation.region_check.keys() == {"a", "b"}
     assert explained.score == pytest.approx(plain.score, abs=1e-7) and explained.match == plain.match
