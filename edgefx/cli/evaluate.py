@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edgefx.cli import identify_eval
 from edgefx.cli.options import add_engine_options, existing_dir, existing_file, positive_int, settings_from, write_text
 from edgefx.engine import Engine
 from edgefx.evaluation.lfw_eval import evaluate_lfw, plot_curves
@@ -150,6 +151,7 @@ def register(sub: Any) -> None:
     p.add_argument("--flip", action="store_true", help="flip test-time augmentation")
     add_engine_options(p)
     p.set_defaults(func=cmd_eval_lfw)
+    identify_eval.register(sub)
 
     p = sub.add_parser("saliency", help="deletion/insertion AUC of each saliency method vs random window orders; "
                        "region-level test of each region ranking vs random regions")
@@ -171,7 +173,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("qa", help="QA on a question set: answered right, refused, confident wrong")
     p.add_argument("--set", choices=sorted(SETS), default="dev",
-                   help="dev: the tuning set; unseen: held-out questions never used for tuning")
+                   help="dev, dev2: the tuning sets; unseen: held-out questions never used for tuning")
     p.add_argument("--json", action="store_true")
     p.add_argument("--precision", default="int8", choices=["fp32", "int8"])
     p.add_argument("--backend", default="onnxruntime", choices=["auto", "onnxruntime", "openvino"])
