@@ -32,6 +32,8 @@ def multipart_boundary(content_type: str | None, fields: str = "fields image_a a
 class _PartCollector:
     """Callbacks for python-multipart's streaming parser that keep each part's bytes in RAM."""
 
+    repeatable: frozenset[str] = frozenset()  # fields that may be sent more than once
+
     def __init__(self) -> None:
         self.parts: dict[str, bytearray] = {}
         self._count = 0
@@ -69,7 +71,7 @@ class _PartCollector:
         if name is None:
             raise InvalidRequest("a multipart part has no field name")
         self._name = name.decode("utf-8", "replace")
-        if self._name in self.parts:
+        if self._name not in self.repeatable and self._name in self.parts:
             raise InvalidRequest(f"field {self._name!r} is sent twice")
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -128,6 +130,8 @@ MAX_TEXT_BYTES = 256
 class _FormCollector(_PartCollector):
     """Keeps every `image` part (repeatable) and the named short text fields; drops the bytes of anything else."""
 
+    repeatable = frozenset({"image"})
+
     def __init__(self, texts: tuple[str, ...]) -> None:
         super().__init__()
         self.texts = texts
@@ -139,14 +143,6 @@ class _FormCollector(_PartCollector):
             raise InvalidRequest(f"too many multipart fields (at most {MAX_FORM_IMAGES} images)")
         self._disposition, self._name, self._data = b"", None, bytearray()
 
-    def on_headers_finished(self) -> None:
-        _, options = parse_options_header(self._disposition)
-        name = options.get(b"name")
-        if name is None:
-            raise InvalidRequest("a multipart part has no field name")
-        self._name = name.decode("utf-8", "replace")
-        if self._name != "image" and self._name in self.parts:
-            raise InvalidRequest(f"field {self._name!r} is sent twice")
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._name == "image" or self._name in self.texts:
