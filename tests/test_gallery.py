@@ -201,6 +201,88 @@ def test_identify_top_k_is_the_brute_force_ranking(tmp_path: Path) -> None:
     assert len(scores) == 5 and scores == sorted(scores, reverse=True)
 
 
+def exact_top(rows: list[tuple[str, str, np.ndarray]], probe: np.ndarray, top: int) -> list[tuple[str, float]]:
+    """The brute-force top-k in float64, every template scored on its own (ties: subject id order)."""
+    emb = np.stack([r[2] for r in rows]).astype(np.float64) @ probe.astype(np.float64)
+    best: dict[str, float] = {}
+    for (subject, _, _), score in zip(rows, emb):
+        best[subject] = max(best.get(subject, -2.0), float(score))
+    return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+
+
+def near_tie_gallery(rng: np.random.Generator, probe: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
+    """20,000 random templates over ~10,000 subjects (1-3 each) plus 60 templates whose scores against the probe
+    are 0.8 + j * 1e-4: far closer to each other than the int8 error (~1e-2), far apart for float32 (~1e-7)."""
+    rows = [(f"r{i:05d}", f"r{i}-{j}", e) for i in range(10_000)
+            for j, e in enumerate(unit(rng, int(rng.integers(1, 4)), dim=128))]
+    other, steps = unit(rng, 60, dim=128), rng.permutation(60)
+    for j in range(60):
+        side = other[j] - float(other[j] @ probe) * probe  # orthogonal to the probe
+        side /= np.linalg.norm(side)
+        cos = 0.8 + steps[j] * 1e-4
+        subject = f"n{j // 2:03d}" if j < 40 else f"r{int(rng.integers(0, 10_000)):05d}"  # pairs and mixed in
+        rows.append((subject, f"near{j}", (cos * probe + np.sqrt(1 - cos * cos) * side).astype(np.float32)))
+    rng.shuffle(rows)  # type: ignore[arg-type]
+    return rows
+
+
+def test_int8_scan_returns_the_exact_top_k_on_a_large_gallery_with_near_ties() -> None:
+    rng = np.random.default_rng(21)
+    probe = unit(rng, dim=128)[0]
+    rows = near_tie_gallery(rng, probe)
+    matrix = TemplateMatrix.build(rows, 128)
+    assert len(rows) >= 20_000 and matrix.coarse is not None and not matrix.one_per_subject
+    raw, factor, eps = matrix.coarse.scores(probe)
+    exact = matrix.embeddings @ probe
+    assert np.abs(raw * factor - exact).max() <= eps  # the bound the shortlist relies on holds
+    coarse_order = [matrix.subject_ids[s] for s in np.argsort(-np.maximum.reduceat(raw, matrix.starts),
+                                                              kind="stable")[:10]]
+    want_10 = exact_top(rows, probe, 10)
+    assert coarse_order != [s for s, _ in want_10]  # the int8 ranking alone is wrong here: the re-rank matters
+    for top in (1, 5, 10, 30, 64):
+        got = matrix.search(probe, top)
+        want = exact_top(rows, probe, top)
+        assert [matrix.subject_ids[h.subject] for h in got] == [s for s, _ in want]
+        assert np.allclose([h.score for h in got], [s for _, s in want], atol=1e-6, rtol=0)
+        for h in got:  # the row a hit names is its subject's best template
+            assert matrix.subject_ids[h.subject] == [r[0] for r in rows if r[1] == matrix.template_ids[h.row]][0]
+            assert abs(float(matrix.embeddings[h.row] @ probe) - h.score) <= 1e-6
+    for _ in range(5):  # and on random probes, against the float32 path over everything
+        other = unit(rng, dim=128)[0]
+        assert matrix.search(other, 8) == matrix.search(other, 8, exact=True)
+
+
+def test_int8_scan_keeps_exact_ties_in_subject_id_order() -> None:
+    rng = np.random.default_rng(22)
+    e0, e1 = np.eye(128, dtype=np.float32)[0], np.eye(128, dtype=np.float32)[1]
+    probe = (0.6 * e0 + 0.8 * e1).astype(np.float32)  # scores 0.6 and 0.8 exactly, whatever the summation order
+    ids = [f"t{i:05d}" for i in rng.permutation(20_000)]
+    rows = [(ids[i], f"x{i}", e) for i, e in enumerate(unit(rng, 20_000, dim=128))]  # these score < 0.6 (6.8 sd)
+    tied = {ids[i]: (e1 if i < 5 else e0) for i in range(12)}  # 5 subjects at 0.8, 7 at 0.6, in random id order
+    rows += [(subject, f"tie-{subject}", vec) for subject, vec in tied.items()]
+    matrix = TemplateMatrix.build(rows, 128)
+    assert matrix.coarse is not None
+    got = [(matrix.subject_ids[h.subject], h.score) for h in matrix.search(probe, 6)]
+    assert got == exact_top(rows, probe, 6)
+    assert [s for s, _ in got] == sorted(s for s, v in tied.items() if v is e1) + \
+        sorted(s for s, v in tied.items() if v is e0)[:1]
+
+
+def test_the_int8_scan_only_runs_from_the_size_threshold_on() -> None:
+    rng = np.random.default_rng(23)
+    rows = [(f"s{i:04d}", f"t{i}", e) for i, e in enumerate(unit(rng, 300, dim=64))]
+    probe = unit(rng, dim=64)[0]
+    below, at = TemplateMatrix.build(rows[:299], 64, coarse_from=300), TemplateMatrix.build(rows, 64, coarse_from=300)
+    assert below.coarse is None and at.coarse is not None
+    assert TemplateMatrix.build(rows, 64).coarse is None  # the default threshold is above 300 templates
+    assert [(h.subject, h.row) for h in at.search(probe, 7)] == [(h.subject, h.row) for h in at.search(probe, 7, True)]
+    want = exact_top(rows, probe, 7)
+    assert [at.subject_ids[h.subject] for h in at.search(probe, 7)] == [s for s, _ in want]
+    for probe_scale in (1e-3, 7.0):  # the bound holds for a probe that is not unit-norm too
+        raw, factor, eps = at.coarse.scores(probe * probe_scale)
+        assert np.abs(raw * factor - at.embeddings @ (probe * probe_scale)).max() <= eps
+
+
 def synthetic_open_set(rng: np.random.Generator, subjects: int = 400) -> tuple[OpenSetCalibration, np.ndarray]:
     impostors = rng.normal(0.0, 0.1, (1000, subjects))
     mated = rng.normal(0.7, 0.1, 800)

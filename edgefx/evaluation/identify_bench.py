@@ -1,5 +1,6 @@
-"""`edgefx bench identify`: 1:N search time against the gallery size (synthetic unit templates, one matrix product),
-the decrypt-and-load time after a change, and the whole enrol and identify paths on LFW photos beside verify."""
+"""`edgefx bench identify`: 1:N search time against the gallery size (synthetic unit templates; the shipped path
+beside the float32 path alone and the bare numpy product), the decrypt-and-load time after a change, and the whole
+enrol and identify paths on LFW photos beside verify."""
 
 from __future__ import annotations
 
@@ -62,7 +63,10 @@ def search_rows(sizes: tuple[int, ...], dim: int, repeats: int, top: int) -> lis
         TemplateMatrix.build(list(zip(ids, ids, loaded)), dim)
         load_ms = (time.perf_counter() - t0) * 1e3
         rows.append({"templates": n, "dim": dim, "top": top,
+                     "path": "int8 scan + float32 re-rank" if matrix.coarse is not None else "float32 product",
                      "search": summarize(time_calls(lambda: matrix.search(probe, top), repeats)),
+                     "search_float32_only": summarize(time_calls(lambda: matrix.search(probe, top, exact=True),
+                                                                 repeats)),
                      "matrix_product_only": summarize(time_calls(lambda: matrix.embeddings @ probe, repeats)),
                      "decrypt_and_load_ms": round(load_ms, 1)})
     return rows
@@ -113,6 +117,7 @@ def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
 
 def bench_identify(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"benchmark": "identify", "machine": machine(),
+                              "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
                               "results": search_rows(args.sizes, args.dim, args.repeats * 10, args.top)}
     if not args.no_e2e:
         report["end_to_end"] = end_to_end(args)
