@@ -146,7 +146,7 @@ class Engine:
             return self._gallery
 
     def _embed_one(self, image: ImageInput, timings: dict[str, float]) -> tuple[PreparedFace, np.ndarray]:
-        face = self.prepare(image, "a", timings)
+        face = self.prepare(image, "b", timings)  # the live photo is image b, as the questions name it
         t0 = time.perf_counter()
         embedding = self.recognizer.embed(face.crop[None])[0]
         timings["embed"] = (time.perf_counter() - t0) * 1e3

@@ -92,7 +92,9 @@ def test_an_explained_identification_is_against_the_kept_enrolled_photo(url: str
         assert http.post("/v1/subjects", data={"id": "dave"}, files=files(photos["bob_1"])).status_code == 201
         found = http.post("/v1/identify?explain=true", files=files(photos["alice_2"])).json()
         assert found["subject"] == "carol" and found["explanation"]["table"] and found["explanation_id"]
+        # the enrolled crop is image a (the reference) and the live photo image b ("my photo" in a question)
         assert [f["image"] for f in found["faces"]] == ["a", "b"]
+        assert found["faces"][0]["box"] == [0, 0, 112, 112] and found["faces"][1]["box"] != [0, 0, 112, 112]
         assert http.get(f"/v1/explanations/{found['explanation_id']}").status_code == 200
         without = http.post("/v1/subjects/dave/verify?explain=true", files=files(photos["bob_1"])).json()
         assert "explanation" not in without and "without keeping" in without["explanation_unavailable"]

@@ -57,10 +57,11 @@ def template_identity(manifest: Manifest, recognizer: str, precision: str, detec
 
 
 def enrolled_face(crop: np.ndarray, landmarks: np.ndarray) -> PreparedFace:
-    """A kept 112x112 crop as a prepared face (image b of an explanation): the crop is its own photo."""
+    """A kept 112x112 crop as a prepared face (image a, the reference, as the questions name it): the crop is its own
+    photo."""
     box = np.array([0, 0, TEMPLATE_SIZE, TEMPLATE_SIZE], np.float32)
     identity = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
-    return PreparedFace("b", crop, Face(box, 1.0, landmarks), [], crop, identity)
+    return PreparedFace("a", crop, Face(box, 1.0, landmarks), [], crop, identity)
 
 
 class Gallery:
@@ -205,7 +206,8 @@ class Gallery:
 
     def pair_faces(self, probe: PreparedFace, best: Candidate | None,
                    want_crop: bool) -> tuple[tuple[PreparedFace, ...], str | None]:
-        """(probe,) or (probe, the best template's kept crop); with `want_crop`, why the crop is not there."""
+        """(probe,) or (the best template's kept crop, probe): enrolled = image a and live = image b, as the questions
+        name them ("the enrolled photo", "my photo"); with `want_crop`, why the crop is not there."""
         if not want_crop:
             return (probe,), None
         if best is None:
@@ -214,7 +216,7 @@ class Gallery:
         if enrolled is None:
             return (probe,), (f"subject {best.id} was enrolled without keeping the aligned photo (enrol with "
                               "--keep-crop or keep_crop=true to explain against it)")
-        return (probe, enrolled), None
+        return (enrolled, probe), None
 
     def verify_id(self, subject_id: str, probe: PreparedFace, embedding: np.ndarray, want_crop: bool,
                   timings: dict[str, float], model: dict[str, str]) -> VerifyResult:
