@@ -18,14 +18,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgefx.align import ARCFACE_TEMPLATE, TEMPLATE_SIZE, align, similarity_transform
-from edgefx.config import Settings, default_lfw_dir
-from edgefx.detect import ONET_SIZE, Face, MTCNN, _by_channels, _integral_image, _square, select_face
-from edgefx.embed import l2_normalize
-from edgefx.engine import load_face_models
-from edgefx.image import read_image
-from edgefx.lfw import accuracy_at, lfw_image_root, read_pairs
-from edgefx.verify import best_accuracy_threshold
+from edgefx.evaluation.lfw import accuracy_at, lfw_image_root, read_pairs
+from edgefx.faces.align import ARCFACE_TEMPLATE, TEMPLATE_SIZE, align, similarity_transform
+from edgefx.faces.decision import best_accuracy_threshold
+from edgefx.faces.detection import Face, select_face
+from edgefx.faces.loading import load_face_models
+from edgefx.faces.mtcnn import ONET_SIZE, MTCNN, _by_channels, _integral_image, _square
+from edgefx.faces.recognizer import l2_normalize
+from edgefx.runtime.config import Settings, default_lfw_dir
+from edgefx.runtime.image import read_image
 
 SPLITS = ("DevTrain", "DevTest")
 
