@@ -10,9 +10,11 @@ import numpy as np
 
 from edgefx.gallery.coarse import CoarseScan, shortlist
 
-# From this many templates on, the int8 scan + float32 re-rank is faster than the float32 product alone
-# (`edgefx bench identify`, README: AMD EPYC Zen 3, 2 cores, AVX2); below it the exact product is used alone.
-COARSE_FROM_TEMPLATES = 20_000
+# From this many templates on, the int8 scan + float32 re-rank (one onnxruntime thread, 0.25-0.5 ms at 10,000-20,000)
+# beats the float32 product alone; below it the product is used alone (0.03-0.16 ms at 2,000 vs 0.3 ms). Measured with
+# /tmp scripts and `edgefx bench identify` on AMD EPYC Zen 3, 2 cores, AVX2, under load 5-8: from ~5,000 rows OpenBLAS
+# splits the product over both cores and then often waits ~12 ms for the busy one (README, search table).
+COARSE_FROM_TEMPLATES = 10_000
 
 
 @dataclass(frozen=True)
