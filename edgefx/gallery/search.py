@@ -64,8 +64,8 @@ class TemplateMatrix:
         return scores if self.one_per_subject else np.maximum.reduceat(scores, self.starts)
 
     def search(self, probe: np.ndarray, top: int, exact: bool = False) -> list[Hit]:
-        """The `top` best subjects, best first (ties: subject id order); `exact` skips the int8 scan (the answer
-        is the same either way, only the time differs)."""
+        """The `top` best subjects, best first (ties: subject id order); `exact` skips the int8 scan (the same
+        subjects and rows either way; scores may differ in the last float32 bit, the product runs over fewer rows)."""
         k = min(max(top, 1), self.size)
         if k == 0:
             return []
