@@ -45,7 +45,8 @@ class TemplateMatrix:
             np.zeros((0, dim), np.float32)
         subjects = [r[0] for r in rows]
         starts = np.array([i for i in range(len(subjects)) if i == 0 or subjects[i] != subjects[i - 1]], np.int64)
-        coarse = CoarseScan.build(matrix, threads) if len(rows) >= max(coarse_from, 1) and dim > 0 else None
+        large = len(rows) >= max(coarse_from, 1) and dim > 0
+        coarse = CoarseScan.build(matrix, threads) if large and np.isfinite(matrix).all() else None  # bound needs it
         return cls(matrix, [r[1] for r in rows], [subjects[i] for i in starts], starts, coarse)
 
     @property
