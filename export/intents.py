@@ -22,7 +22,6 @@ L2 = (3e-6, 1e-5, 3e-5, 1e-4)  # > 0 keeps the problem strictly convex: one set 
 NOISY_COPIES = 2  # per bank example: what kiosk users type (no punctuation, a dropped or swapped letter)
 KNN_MIN = np.round(np.arange(0.30, 0.71, 0.02), 2)
 KNN_MARGIN = np.round(np.arange(-0.10, 0.21, 0.02), 2)
-VETO = np.round(np.arange(-0.10, 0.31, 0.02), 2)  # the out-of-scope examples' lead over the best intent's
 THRESHOLDS = np.round(np.arange(0.10, 0.80, 0.02), 2)
 WRONG_PENALTY = 3.0  # a confident wrong answer costs three right ones in the cross-validated objective
 FOLDS = 5
@@ -108,12 +107,12 @@ def _typo(w: str, rng: np.random.Generator) -> str:
 
 
 def choose(X: np.ndarray, y: np.ndarray, XA: np.ndarray, source: np.ndarray, classes: int,
-           oos: int) -> tuple[float, float, list[float], np.ndarray]:
+           oos: int) -> tuple[float, float, list[float]]:
     """L2 strength and refusal threshold by cross-validation (a noisy copy stays in its example's fold); the centre
-    of the best plateau, not a lucky point. Also the pooled held-out probabilities at that L2."""
+    of the best plateau, not a lucky point."""
     folds = np.random.default_rng(0).permutation(len(y)) % FOLDS
     yA, fA = y[source], folds[source]
-    best: tuple[float, float, float, list[float], np.ndarray] | None = None
+    best: tuple[float, float, float, list[float]] | None = None
     for l2 in L2:
         P = np.zeros((len(y), classes))
         for k in range(FOLDS):
@@ -125,9 +124,9 @@ def choose(X: np.ndarray, y: np.ndarray, XA: np.ndarray, source: np.ndarray, cla
         smooth = np.array([values[max(i - 1, 0):i + 2].mean() for i in range(len(values))])
         i = int(np.argmax(smooth))
         if best is None or smooth[i] > best[0] + 1e-12:
-            best = (float(smooth[i]), l2, float(THRESHOLDS[i]), [round(float(x), 4) for x in scores[i]], P)
+            best = (float(smooth[i]), l2, float(THRESHOLDS[i]), [round(float(x), 4) for x in scores[i]])
     assert best is not None
-    return best[1], best[2], best[3], best[4]
+    return best[1], best[2], best[3]
 
 
 def knn_thresholds(X: np.ndarray, y: np.ndarray, classes: int, oos: int, k: int = 3) -> tuple[float, float]:
@@ -135,7 +134,7 @@ def knn_thresholds(X: np.ndarray, y: np.ndarray, classes: int, oos: int, k: int 
     with the same objective and plateau rule as the regression."""
     S = X @ X.T
     np.fill_diagonal(S, -np.inf)
-    scores = knn_scores(S, y, classes, k)
+    scores = np.stack([np.sort(S[:, y == c], axis=1)[:, -k:].mean(1) for c in range(classes)], axis=1)
     inside = np.delete(np.arange(classes), oos)
     best = inside[np.argmax(scores[:, inside], axis=1)]
     top, out = scores[np.arange(len(y)), best], scores[:, oos]
@@ -150,37 +149,6 @@ def knn_thresholds(X: np.ndarray, y: np.ndarray, classes: int, oos: int, k: int 
                        for i in range(grid.shape[0])])
     i, j = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
     return float(KNN_MIN[i]), float(KNN_MARGIN[j])
-
-
-def knn_scores(similarity: np.ndarray, labels: np.ndarray, classes: int, k: int = 3) -> np.ndarray:
-    """(n, C): per class, the mean of the k best similarities (what `IntentClassifier.nearest` computes)."""
-    return np.stack([np.sort(similarity[:, labels == c], axis=1)[:, -k:].mean(1) for c in range(classes)], axis=1)
-
-
-def veto_margin(X: np.ndarray, y: np.ndarray, P: np.ndarray, classes: int, oos: int, threshold: float,
-                knn_min: float, knn_margin: float) -> tuple[float, list[float]]:
-    """How far the out-of-scope examples must lead the best intent's among a question's nearest examples to veto an
-    answer the regression would give; by the same folds, objective and plateau rule (the neighbours of a held-out
-    example come from the training folds only)."""
-    folds = np.random.default_rng(0).permutation(len(y)) % FOLDS
-    K = np.zeros((len(y), classes))
-    for k in range(FOLDS):
-        K[folds == k] = knn_scores(X[folds == k] @ X[folds != k].T, y[folds != k], classes)
-    inside = np.delete(np.arange(classes), oos)
-    pred, top = P.argmax(1), P.max(1)
-    kbest = inside[np.argmax(K[:, inside], axis=1)]
-    ktop, kout = K[np.arange(len(y)), kbest], K[:, oos]
-    knn_pick = np.where((ktop < knn_min) | (ktop - kout < knn_margin), oos, kbest)
-    answered = (pred != oos) & ((top >= threshold) | (knn_pick == pred))
-    scores = []
-    for v in VETO:
-        D = np.zeros((len(y), classes))
-        D[np.arange(len(y)), np.where(answered & (kout - ktop < v), pred, oos)] = 1.0
-        scores.append(objective(D, y, oos, 0.5))
-    values = np.array([s[0] for s in scores])
-    smooth = np.array([values[max(i - 1, 0):i + 2].mean() for i in range(len(values))])
-    i = int(np.argmax(smooth))
-    return float(VETO[i]), [round(float(x), 4) for x in scores[i]]
 
 
 def bank_vectors(precision: str, threads: int) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
@@ -214,25 +182,21 @@ def fit_intents(threads: int = 2, recipe_hash: str = "") -> dict[str, Any]:
     for precision in ("fp32", "int8"):
         X, y, classes, XA, source = bank_vectors(precision, threads)
         oos = classes.index(OUT_OF_SCOPE)
-        l2, threshold, cv, P = choose(X, y, XA, source, len(classes), oos)
+        l2, threshold, cv = choose(X, y, XA, source, len(classes), oos)
         knn_min, knn_margin = knn_thresholds(X, y, len(classes), oos)
-        veto, cv_veto = veto_margin(X, y, P, len(classes), oos, threshold, knn_min, knn_margin)
         W, b = fit(np.vstack([X, XA]), np.concatenate([y, y[source]]), len(classes), l2)
         path = folder / f"{precision}.npz"
         with path.open("wb") as fh:  # np.savez to a file object: no timestamps, the same bytes for the same weights
             np.savez(fh, W=W, b=b, classes=np.array(classes), threshold=np.float64(threshold),
                      bank=X.astype(np.float32), labels=y, knn_min=np.float64(knn_min),
-                     knn_margin=np.float64(knn_margin), knn_veto=np.float64(veto), banks_sha256=np.array(banks_digest()), l2=np.float64(l2))
+                     knn_margin=np.float64(knn_margin), banks_sha256=np.array(banks_digest()), l2=np.float64(l2))
         entry = {"files": {"weights": file_record(path)}, "precision": precision, "classes": classes,
                  "examples": int(len(y)), "noisy_copies": int(len(XA)), "l2": l2, "threshold": threshold,
-                 "knn_min": knn_min, "knn_margin": knn_margin, "knn_veto": veto,
+                 "knn_min": knn_min, "knn_margin": knn_margin,
                  "cross_validation": dict(zip(("objective", "answered_right", "refused", "wrong"), cv)),
-                 "cross_validation_with_veto": dict(zip(("objective", "answered_right", "refused", "wrong"), cv_veto)),
                  "banks_sha256": banks_digest(), "built_with": built_with(), "recipe_hash": recipe_hash}
         update_manifest(f"intents/{precision}", entry)
-        report[precision] = {"threshold": threshold, "l2": l2, "cv": cv, "knn_min": knn_min, "knn_margin": knn_margin,
-                             "knn_veto": veto, "cv_with_veto": cv_veto}
-        log.info("intents/%s: %d examples, l2 %g, threshold %.2f, cv %s, veto %.2f, cv with veto %s", precision,
-                 len(y), l2, threshold, cv, veto, cv_veto)
+        report[precision] = {"threshold": threshold, "l2": l2, "cv": cv, "knn_min": knn_min, "knn_margin": knn_margin}
+        log.info("intents/%s: %d examples, l2 %g, threshold %.2f, cv %s", precision, len(y), l2, threshold, cv)
     (folder / "fit.json").write_text(json.dumps(report, indent=1))
     return report

@@ -189,31 +189,3 @@ def test_speller_index_finds_what_a_full_scan_finds() -> None:
             if len(typo) >= 5 and typo.isalpha() and typo not in speller.vocab:
                 assert speller.fix_word(typo) == full_scan(typo), typo
     assert speller("whats the treshold") == "whats the threshold"
-
-
-def _planted_classifier(tmp_path: Path, veto: float) -> "IntentClassifier":  # noqa: F821
-    """Two intents and out of scope in 2-d: the regression is sure of 'score' along x; the banks put out-of-scope
-    examples right there too (a near miss worded like a score question)."""
-    import numpy as np
-
-    from edgefx.qa.intents import OUT_OF_SCOPE, IntentClassifier
-
-    W = np.array([[8.0, 0.0, -8.0], [0.0, 8.0, -8.0]])
-    bank = np.array([[1, 0], [0.99, 0.14], [0.98, -0.2], [0, 1], [0.1, 0.99], [-0.1, 0.99],
-                     [1, 0.01], [0.999, 0.04], [0.995, -0.1]], np.float32)
-    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
-    path = tmp_path / "intents.npz"
-    np.savez(path, W=W, b=np.zeros(3), classes=np.array(["score", "threshold", OUT_OF_SCOPE]),
-             threshold=np.float64(0.7), bank=bank, labels=labels, knn_min=np.float64(0.5),
-             knn_margin=np.float64(0.0), knn_veto=np.float64(veto), banks_sha256=np.array("x"), l2=np.float64(1e-5))
-    return IntentClassifier(path)
-
-
-def test_near_out_of_scope_examples_veto_a_confident_answer(tmp_path: Path) -> None:
-    import numpy as np
-
-    question = np.array([1.0, 0.0])
-    assert _planted_classifier(tmp_path, veto=1.0).decide(question)[0] == "score"  # no veto: the regression answers
-    vetoed = _planted_classifier(tmp_path, veto=0.0).decide(question)
-    assert vetoed[0] is None and vetoed[2] == "score" and vetoed[1] > 0.99  # confident, yet refused
-    assert _planted_classifier(tmp_path, veto=0.0).decide(np.array([0.0, 1.0]))[0] == "threshold"  # clear: answered

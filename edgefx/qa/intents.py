@@ -77,8 +77,7 @@ class IntentClassifier:
       accepted when that is at least `knn_min` and beats the out-of-scope bank by `knn_margin` (leave-one-out).
 
     The regression decides; a question it finds in scope but is unsure of (below its threshold) is answered only when
-    the nearest examples independently pick the same intent, and any answer is vetoed when the out-of-scope examples
-    lead the best intent's among the nearest by `knn_veto` (a near miss the regression is confident about)."""
+    the nearest examples independently pick the same intent."""
 
     KNN = 3
 
@@ -89,7 +88,6 @@ class IntentClassifier:
         self.threshold = float(z["threshold"])
         self.bank, self.labels = z["bank"].astype(np.float64), z["labels"]
         self.knn_min, self.knn_margin = float(z["knn_min"]), float(z["knn_margin"])
-        self.knn_veto = float(z["knn_veto"])
         self.banks_sha256 = str(z["banks_sha256"])
         self.oos = self.classes.index(OUT_OF_SCOPE)
 
@@ -98,17 +96,15 @@ class IntentClassifier:
         p = np.exp(z - z.max())
         return p / p.sum()
 
-    def neighbours(self, vector: np.ndarray) -> tuple[int, float, float]:
-        """(the best in-scope class by its nearest examples, their mean cosine, the out-of-scope examples')."""
+    def nearest(self, vector: np.ndarray) -> str | None:
+        """The intent the nearest bank examples pick, or None when they say out of scope or are not close enough."""
         similarity = self.bank @ vector
         scores = np.array([np.sort(similarity[self.labels == c])[-self.KNN:].mean() for c in range(len(self.classes))])
         inside = np.delete(np.arange(len(self.classes)), self.oos)
         best = int(inside[np.argmax(scores[inside])])
-        return best, float(scores[best]), float(scores[self.oos])
-
-    def picked(self, best: int, top: float, out: float) -> str | None:
-        """The intent the nearest bank examples pick, or None when they say out of scope or are not close enough."""
-        return None if top < self.knn_min or top - out < self.knn_margin else self.classes[best]
+        if scores[best] < self.knn_min or scores[best] - scores[self.oos] < self.knn_margin:
+            return None
+        return self.classes[best]
 
     def decide(self, vector: np.ndarray) -> tuple[str | None, float, str]:
         """(intent or None when refused, the regression's probability, the intent it ranked first)."""
@@ -117,10 +113,7 @@ class IntentClassifier:
         intent = self.classes[best]
         if best == self.oos:
             return None, float(1.0 - p[best]), intent
-        neighbours = self.neighbours(vector)
-        if neighbours[2] - neighbours[1] >= self.knn_veto:  # the out-of-scope examples lead: a confident near miss
-            return None, float(p[best]), intent
-        if p[best] >= self.threshold or self.picked(*neighbours) == intent:
+        if p[best] >= self.threshold or self.nearest(vector) == intent:
             return intent, float(p[best]), intent
         return None, float(p[best]), intent
 
