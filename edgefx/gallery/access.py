@@ -214,9 +214,10 @@ class Gallery:
             return (probe,), "Nobody is enrolled yet, so there is no enrolled photo to explain the decision against."
         enrolled = self.crop_face(best.id, best.template_id)
         if enrolled is None:
-            return (probe,), (f"{best.name + ' (' + best.id + ')' if best.name else best.id} was enrolled without keeping a photo to compare with, so this "
-                              "decision cannot be explained. To see explanations, enrol again with the photo kept "
-                              "(--keep-crop, or keep_crop=true over HTTP).")
+            who = f"{best.name} ({best.id})" if best.name else best.id
+            return (probe,), (f"{who} was enrolled without keeping a photo to compare with, so this decision cannot "
+                              "be explained. To see explanations, enrol again with the photo kept (--keep-crop, or "
+                              "keep_crop=true over HTTP).")
         return (enrolled, probe), None
 
     def verify_id(self, subject_id: str, probe: PreparedFace, embedding: np.ndarray, want_crop: bool,
