@@ -40,3 +40,5 @@ def test_bench_reports_say_how_loaded_the_machine_was(tmp_path: Path, capsys) ->
     load = json.loads(out.read_text())["load_average_1min"]
     assert set(load) == {"start", "end"} and all(v >= 0 for v in load.values())
     assert json.loads(capsys.readouterr().out) == json.loads(out.read_text())
+    machine = json.loads(out.read_text())["machine"]  # every bench report names the CPU and its vector extensions
+    assert machine["cpu"] and isinstance(machine["vector_extensions"], list) and machine["cores"] >= 1

@@ -12,6 +12,7 @@ from edgefx.cli.evaluate import add_saliency_options, engine_for, print_report
 from edgefx.cli.options import count_list, existing_dir, positive_int, write_text
 from edgefx.evaluation.bench import bench_backends, bench_verify
 from edgefx.evaluation.identify_bench import bench_identify
+from edgefx.evaluation.machine import machine
 from edgefx.evaluation.qa_eval import bench
 from edgefx.evaluation.saliency_eval import bench_explain_pairs, lfw_crops
 from edgefx.evaluation.serve_bench import bench_serve
@@ -24,6 +25,7 @@ def reporting(fn: Callable[[argparse.Namespace], dict[str, Any]]) -> Callable[[a
         load_before = os.getloadavg()[0]  # other work on the machine shows in every figure: say how much there was
         report = fn(args)
         report["load_average_1min"] = {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)}
+        report["machine"] = machine()  # figures differ between CPUs (AVX2 vs AVX-512/AMX): every report names its own
         text = json.dumps(report, indent=2)
         if getattr(args, "out", None):
             write_text(args.out, text)

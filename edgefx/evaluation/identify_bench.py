@@ -5,8 +5,6 @@ enrol and identify paths on LFW photos beside verify."""
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import secrets
 import tempfile
 import time
@@ -20,27 +18,6 @@ from edgefx.gallery.access import Gallery
 from edgefx.gallery.protection import TemplateCipher, associated_data
 from edgefx.gallery.search import TemplateMatrix
 from edgefx.runtime.config import Settings
-
-VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "neon", "asimd")
-
-
-def machine() -> dict[str, Any]:
-    """The CPU model, its vector extensions, cores, and the thread settings in force (figures depend on all)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model in ("", platform.machine(), platform.processor()):
-                model = value.strip()
-            elif key.strip() in ("flags", "Features") and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {"cpu": model, "vector_extensions": [f for f in VECTOR_FLAGS if f in flags], "cores": os.cpu_count(),
-            "threads_env": {k: os.environ[k] for k in ("EDGEFX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                       "MKL_NUM_THREADS") if k in os.environ},
-            "numpy": np.__version__}
-
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     x = rng.standard_normal((n, dim), dtype=np.float32)
@@ -116,8 +93,7 @@ def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def bench_identify(args: argparse.Namespace) -> dict[str, Any]:
-    report: dict[str, Any] = {"benchmark": "identify", "machine": machine(),
-                              "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+    report: dict[str, Any] = {"benchmark": "identify",
                               "results": search_rows(args.sizes, args.dim, args.repeats * 10, args.top)}
     if not args.no_e2e:
         report["end_to_end"] = end_to_end(args)
