@@ -73,6 +73,9 @@ def test_method_and_region_slots() -> None:
     assert regions_in("the left eye and the nose") == ["left_eye", "nose"]
     assert keys_for("top", "second most important region in photo a by g+") == ["second:a:greedy_aggregation"]
     assert keys_for("time", "how long did detection take") == ["time:detect"]
+    assert keys_for("time", "how long did comparing the embeddings take") == ["time:decide"]
+    assert keys_for("time", "how long did computing the embeddings and comparing them take") == \
+        ["time:embed", "time:decide"]
 
 
 @pytest.mark.parametrize("genuine", [True, False])

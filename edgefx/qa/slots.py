@@ -127,7 +127,10 @@ def regions_in(q: str) -> list[str]:
 
 def steps_in(q: str) -> list[str]:
     """Pipeline steps named (for timing questions)."""
-    return [s for s, p in _STEP_PAT.items() if re.search(p, q)]
+    # "comparing the embeddings" names the comparison step; its object must not also name the embedding step
+    decide = re.search(_STEP_PAT["decide"], q)
+    rest = re.sub(_STEP_PAT["decide"], " ", q) if decide else q
+    return [s for s, p in _STEP_PAT.items() if re.search(p, q if s == "decide" else rest)]
 
 
 def slots(q: str) -> dict[str, object]:
