@@ -622,8 +622,8 @@ def shipped(data: Data, precision: str = "int8", npz: str = "") -> dict:
     for n, (rows, facts, normed) in data.sets.items():
         V = embed_onnx(Path(f"/work/main/models/sentence/{precision}.onnx"), [data.ids(t) for t in normed])
         pred = []
-        for v in V:
-            intent, _, _ = clf.decide(v)
+        for v, text in zip(V, normed):
+            intent, _, _ = clf.decide(v, text)
             pred.append(-1 if intent is None else data.classes.index(intent))
         out[n] = (set_scores(data, n, np.array(pred))[0], np.array(pred))
     return out

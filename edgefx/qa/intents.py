@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from edgefx.qa.lexical import LexicalFeatures
 from edgefx.qa.slots import keys_for, preferred_keys
 from edgefx.qa.text import Speller, shorthand, speller_for
 
@@ -71,8 +72,9 @@ class QuestionEncoder:
 class IntentClassifier:
     """Two views of the example banks, fitted at build time (`python -m export intents`):
 
-    - a multinomial logistic regression on question vectors (W: D x C, b: C) with its refusal threshold on the top
-      probability, chosen by cross-validation on the banks;
+    - a multinomial logistic regression on the question's vector and, when the weights carry a gram vocabulary, its
+      words (W: (D + G) x C, b: C), with its refusal threshold on the top probability, chosen by cross-validation on
+      the banks;
     - the banks themselves for nearest examples: a class scores the mean cosine of its KNN closest examples, and is
       accepted when that is at least `knn_min` and beats the out-of-scope bank by `knn_margin` (leave-one-out).
 
@@ -90,9 +92,17 @@ class IntentClassifier:
         self.knn_min, self.knn_margin = float(z["knn_min"]), float(z["knn_margin"])
         self.banks_sha256 = str(z["banks_sha256"])
         self.oos = self.classes.index(OUT_OF_SCOPE)
+        self.lexical = LexicalFeatures(str(g) for g in z["grams"]) if "grams" in z.files else None
+        self.lexical_weight = float(z["lexical_weight"]) if self.lexical is not None else 0.0
 
-    def probabilities(self, vector: np.ndarray) -> np.ndarray:
-        z = vector @ self.W + self.b
+    def features(self, vector: np.ndarray, text: str) -> np.ndarray:
+        """What the regression reads: the sentence vector, then the weighted gram indicators of the text."""
+        if self.lexical is None:
+            return vector
+        return np.concatenate([vector, self.lexical_weight * self.lexical(text)])
+
+    def probabilities(self, vector: np.ndarray, text: str) -> np.ndarray:
+        z = self.features(vector, text) @ self.W + self.b
         p = np.exp(z - z.max())
         return p / p.sum()
 
@@ -106,9 +116,9 @@ class IntentClassifier:
             return None
         return self.classes[best]
 
-    def decide(self, vector: np.ndarray) -> tuple[str | None, float, str]:
+    def decide(self, vector: np.ndarray, text: str) -> tuple[str | None, float, str]:
         """(intent or None when refused, the regression's probability, the intent it ranked first)."""
-        p = self.probabilities(vector)
+        p = self.probabilities(vector, text)
         best = int(np.argmax(p))
         intent = self.classes[best]
         if best == self.oos:
@@ -132,7 +142,7 @@ class IntentResolver:
     def resolve(self, question: str) -> Resolution:
         text = self.normalise(question)
         vector = self.encoder(text)
-        intent, confidence, ranked = self.classifier.decide(vector)
+        intent, confidence, ranked = self.classifier.decide(vector, text)
         if intent is None:
             return Resolution(None, confidence, ranked, vector)
         keys = keys_for(intent, text)
