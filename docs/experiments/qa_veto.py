@@ -5,6 +5,9 @@ held-out question come from the training folds only), the rule's parameter chose
 sets dev and dev2 through the product's own answerer. Never reads tests/data/qa_unseen.jsonl.
 
 Usage: .venv/bin/python docs/experiments/qa_veto.py [--precision int8] [--threads 1]
+
+Written for the embedding-only classifier with a nearest-example second opinion (git 8934844); the shipped classifier
+has since dropped that second opinion and reads the question's words too, so run it from that commit to reproduce.
 """
 
 from __future__ import annotations

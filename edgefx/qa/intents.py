@@ -70,26 +70,16 @@ class QuestionEncoder:
 
 
 class IntentClassifier:
-    """Two views of the example banks, fitted at build time (`python -m export intents`):
-
-    - a multinomial logistic regression on the question's vector and, when the weights carry a gram vocabulary, its
-      words (W: (D + G) x C, b: C), with its refusal threshold on the top probability, chosen by cross-validation on
-      the banks;
-    - the banks themselves for nearest examples: a class scores the mean cosine of its KNN closest examples, and is
-      accepted when that is at least `knn_min` and beats the out-of-scope bank by `knn_margin` (leave-one-out).
-
-    The regression decides; a question it finds in scope but is unsure of (below its threshold) is answered only when
-    the nearest examples independently pick the same intent."""
-
-    KNN = 3
+    """A multinomial logistic regression fitted on the example banks at build time (`python -m export intents`): it
+    reads the question's sentence vector and, when the weights carry a gram vocabulary, its words
+    (W: (D + G) x C, b: C). It refuses when it ranks the out-of-scope class first or its top probability is under
+    the threshold chosen by cross-validation on the banks."""
 
     def __init__(self, weights: Path) -> None:
         z = np.load(weights, allow_pickle=False)
         self.W, self.b = z["W"], z["b"]
         self.classes = [str(c) for c in z["classes"]]
         self.threshold = float(z["threshold"])
-        self.bank, self.labels = z["bank"].astype(np.float64), z["labels"]
-        self.knn_min, self.knn_margin = float(z["knn_min"]), float(z["knn_margin"])
         self.banks_sha256 = str(z["banks_sha256"])
         self.oos = self.classes.index(OUT_OF_SCOPE)
         self.lexical = LexicalFeatures(str(g) for g in z["grams"]) if "grams" in z.files else None
@@ -106,16 +96,6 @@ class IntentClassifier:
         p = np.exp(z - z.max())
         return p / p.sum()
 
-    def nearest(self, vector: np.ndarray) -> str | None:
-        """The intent the nearest bank examples pick, or None when they say out of scope or are not close enough."""
-        similarity = self.bank @ vector
-        scores = np.array([np.sort(similarity[self.labels == c])[-self.KNN:].mean() for c in range(len(self.classes))])
-        inside = np.delete(np.arange(len(self.classes)), self.oos)
-        best = int(inside[np.argmax(scores[inside])])
-        if scores[best] < self.knn_min or scores[best] - scores[self.oos] < self.knn_margin:
-            return None
-        return self.classes[best]
-
     def decide(self, vector: np.ndarray, text: str) -> tuple[str | None, float, str]:
         """(intent or None when refused, the regression's probability, the intent it ranked first)."""
         p = self.probabilities(vector, text)
@@ -123,7 +103,7 @@ class IntentClassifier:
         intent = self.classes[best]
         if best == self.oos:
             return None, float(1.0 - p[best]), intent
-        if p[best] >= self.threshold or self.nearest(vector) == intent:
+        if p[best] >= self.threshold:
             return intent, float(p[best]), intent
         return None, float(p[best]), intent
 
