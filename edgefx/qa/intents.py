@@ -1,6 +1,7 @@
-"""What a question asks for: the stock all-MiniLM-L6-v2 sentence embedding of the question, a logistic regression
-over the intent families with an explicit out-of-scope class (fitted on example banks at build time), and the slot
-rules that turn an intent into fact keys; or a refusal when the question is out of scope or the model is unsure."""
+"""What a question asks for: the stock all-MiniLM-L6-v2 sentence embedding of the question and its words, a logistic
+regression over the intent families with an explicit out-of-scope class (fitted on example banks at build time), and
+the slot rules that turn an intent into fact keys; or a refusal when the question is out of scope or the model is
+unsure."""
 
 from __future__ import annotations
 
@@ -71,9 +72,9 @@ class QuestionEncoder:
 
 class IntentClassifier:
     """A multinomial logistic regression fitted on the example banks at build time (`python -m export intents`): it
-    reads the question's sentence vector and, when the weights carry a gram vocabulary, its words
-    (W: (D + G) x C, b: C). It refuses when it ranks the out-of-scope class first or its top probability is under
-    the threshold chosen by cross-validation on the banks."""
+    reads the question's sentence vector and its words over the banks' gram vocabulary (W: (D + G) x C, b: C). It
+    refuses when it ranks the out-of-scope class first or its top probability is under the threshold chosen by
+    cross-validation on the banks."""
 
     def __init__(self, weights: Path) -> None:
         z = np.load(weights, allow_pickle=False)
@@ -82,13 +83,11 @@ class IntentClassifier:
         self.threshold = float(z["threshold"])
         self.banks_sha256 = str(z["banks_sha256"])
         self.oos = self.classes.index(OUT_OF_SCOPE)
-        self.lexical = LexicalFeatures(str(g) for g in z["grams"]) if "grams" in z.files else None
-        self.lexical_weight = float(z["lexical_weight"]) if self.lexical is not None else 0.0
+        self.lexical = LexicalFeatures(str(g) for g in z["grams"])
+        self.lexical_weight = float(z["lexical_weight"])
 
     def features(self, vector: np.ndarray, text: str) -> np.ndarray:
         """What the regression reads: the sentence vector, then the weighted gram indicators of the text."""
-        if self.lexical is None:
-            return vector
         return np.concatenate([vector, self.lexical_weight * self.lexical(text)])
 
     def probabilities(self, vector: np.ndarray, text: str) -> np.ndarray:

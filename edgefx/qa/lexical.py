@@ -1,4 +1,4 @@
-"""The words of a question as features beside its sentence vector: which of the banks' word unigrams and bigrams it uses."""
+"""A question's words as features beside its sentence vector: which of the banks' word unigrams and bigrams it uses."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def vocabulary(texts: Iterable[str], min_count: int = MIN_COUNT) -> list[str]:
 
 
 class LexicalFeatures:
-    """Binary gram indicators over a fixed vocabulary, scaled to unit length (a question of many words is not louder)."""
+    """Binary gram indicators over a fixed vocabulary, scaled to unit length: a long question is not louder."""
 
     def __init__(self, vocab: Iterable[str]) -> None:
         self.columns = {g: i for i, g in enumerate(vocab)}
@@ -32,13 +32,13 @@ class LexicalFeatures:
     def __len__(self) -> int:
         return len(self.columns)
 
-    def indices(self, text: str) -> list[int]:
-        """The sorted columns this text sets."""
-        return sorted(self.columns[g] for g in grams(text) if g in self.columns)
+    def entries(self, text: str) -> tuple[list[int], float]:
+        """The sorted columns this text sets, and the value each holds."""
+        cols = sorted(self.columns[g] for g in grams(text) if g in self.columns)
+        return cols, (1.0 / np.sqrt(len(cols)) if cols else 0.0)
 
     def __call__(self, text: str) -> np.ndarray:
         row = np.zeros(len(self.columns))
-        cols = self.indices(text)
-        if cols:
-            row[cols] = 1.0 / np.sqrt(len(cols))
+        cols, value = self.entries(text)
+        row[cols] = value
         return row
