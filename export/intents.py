@@ -149,16 +149,17 @@ def bank_texts() -> tuple[list[str], list[str], np.ndarray, list[str], np.ndarra
             np.array([i for _, i in noisy]), classes, np.array([classes.index(c) for _, c in texts]))
 
 
-def bank_vectors(precision: str, threads: int) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
+def bank_vectors(precision: str, threads: int, bank: tuple[Any, ...] | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
     """Every bank example embedded as the runtime embeds a question (normalised, one at a time), with labels, and
-    its noisy copies with the index of their example."""
+    its noisy copies with the index of their example; `bank` is `bank_texts()` when the caller has it already."""
     from edgefx.qa.intents import QuestionEncoder
     from edgefx.qa.reading import load_tokenizer
     from edgefx.runtime.backend import load_model
 
     tokenizer = load_tokenizer(MODELS_DIR / "sentence" / "tokenizer.json")
     encoder = QuestionEncoder(load_model("sentence", precision, "onnxruntime", "CPU", threads, MODELS_DIR), tokenizer)
-    texts, noisy, source, classes, y = bank_texts()
+    texts, noisy, source, classes, y = bank or bank_texts()
     X = np.stack([encoder(t) for t in texts])
     XA = np.stack([encoder(t) for t in noisy])
     return X, y, classes, XA, source
@@ -186,10 +187,11 @@ def fit_intents(threads: int = 2, recipe_hash: str = "") -> dict[str, Any]:
 
     folder = MODELS_DIR / "intents"
     folder.mkdir(parents=True, exist_ok=True)
-    texts, noisy, _, _, _ = bank_texts()
+    bank = bank_texts()
+    texts, noisy = bank[0], bank[1]
     grams = vocabulary(texts)
     lexical = LexicalFeatures(grams)
-    vectors = {p: bank_vectors(p, threads) for p in ("int8", "fp32")}
+    vectors = {p: bank_vectors(p, threads, bank) for p in ("int8", "fp32")}
     X, y, classes, XA, source = vectors[CHOSEN_ON]
     oos = classes.index(OUT_OF_SCOPE)
     l2, threshold, cv = choose(design(X, texts, lexical), y, design(XA, noisy, lexical), source, len(classes), oos)

@@ -37,7 +37,6 @@ def test_fit_rows_equal_run_time_rows(tmp_path: Path) -> None:
     classes = ["score", OUT_OF_SCOPE]
     path = tmp_path / "w.npz"
     np.savez(path, W=np.zeros((4 + len(vocab), 2)), b=np.zeros(2), classes=np.array(classes), threshold=0.5,
-             bank=X.astype(np.float32), labels=np.array([1, 0, 0]), knn_min=0.5, knn_margin=0.0,
              banks_sha256=np.array("x"), grams=np.array(vocab), lexical_weight=np.float64(LEXICAL_WEIGHT))
     classifier = IntentClassifier(path)
     fitted = design(X, texts, LexicalFeatures(vocab)).toarray()

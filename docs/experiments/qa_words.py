@@ -33,8 +33,9 @@ def cv() -> None:
     from edgefx.qa.lexical import LexicalFeatures, vocabulary
     from export import intents as fm
 
-    texts, noisy, source, classes, y = fm.bank_texts()
-    X, _, _, XA, _ = fm.bank_vectors(fm.CHOSEN_ON, 2)
+    bank = fm.bank_texts()
+    texts, noisy, source, classes, y = bank
+    X, _, _, XA, _ = fm.bank_vectors(fm.CHOSEN_ON, 2, bank)
     lexical = LexicalFeatures(vocabulary(texts))
     F, FA = fm.design(X, texts, lexical), fm.design(XA, noisy, lexical)
     C, oos = len(classes), classes.index(OUT_OF_SCOPE)
