@@ -1,4 +1,4 @@
-"""The intent regression's word view: grams, vocabulary, and the same feature rows at fit time and at run time."""
+"""The intent regression's word and letter views: grams, vocabulary, and the same rows at fit time and at run time."""
 
 from __future__ import annotations
 
@@ -7,13 +7,19 @@ from pathlib import Path
 import numpy as np
 
 from edgefx.qa.intents import OUT_OF_SCOPE, IntentClassifier
-from edgefx.qa.lexical import LexicalFeatures, grams, vocabulary
-from export.intents import LEXICAL_WEIGHT, design
+from edgefx.qa.lexical import LexicalFeatures, char_grams, grams, vocabulary
+from export.intents import CHAR_WEIGHT, LEXICAL_WEIGHT, design
 
 
 def test_grams_are_words_and_word_pairs() -> None:
     assert grams("face too small") == {"face", "too", "small", "face too", "too small"}
     assert grams("what's it?") == {"what's", "it", "what's it"}
+
+
+def test_letter_grams_stay_inside_words_and_survive_a_typo() -> None:
+    assert char_grams("is it") == {"#is", "is#", "#is#", "#it", "it#", "#it#"}
+    right, typo = char_grams("blurry"), char_grams("blurry".replace("u", "i"))
+    assert len(right & typo) >= 3 and "#bl" in typo and "ry#" in typo
 
 
 def test_vocabulary_keeps_grams_of_several_examples_only() -> None:
@@ -30,15 +36,19 @@ def test_features_are_unit_length_and_ignore_unknown_words() -> None:
 
 def test_fit_rows_equal_run_time_rows(tmp_path: Path) -> None:
     texts = ["how old is he", "what was my score", "score too low why"]
-    vocab = vocabulary(texts + ["how old", "my score", "why low"], min_count=1)
+    words = vocabulary(texts + ["how old", "my score", "why low"], min_count=1)
+    letters = vocabulary(texts + ["scores", "lower"], min_count=2, view="chars")
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3, 4))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     classes = ["score", OUT_OF_SCOPE]
     path = tmp_path / "w.npz"
-    np.savez(path, W=np.zeros((4 + len(vocab), 2)), b=np.zeros(2), classes=np.array(classes), threshold=0.5,
-             banks_sha256=np.array("x"), grams=np.array(vocab), lexical_weight=np.float64(LEXICAL_WEIGHT))
+    np.savez(path, W=np.zeros((4 + len(words) + len(letters), 2)), b=np.zeros(2), classes=np.array(classes),
+             threshold=0.5, banks_sha256=np.array("x"), grams=np.array(words), lexical_weight=np.float64(LEXICAL_WEIGHT),
+             char_grams=np.array(letters), char_weight=np.float64(CHAR_WEIGHT))
     classifier = IntentClassifier(path)
-    fitted = design(X, texts, LexicalFeatures(vocab)).toarray()
+    views = [(LexicalFeatures(words, "words"), LEXICAL_WEIGHT), (LexicalFeatures(letters, "chars"), CHAR_WEIGHT)]
+    fitted = design(X, texts, views).toarray()
+    assert fitted.shape == (3, 4 + len(words) + len(letters)) and len(letters) > 0
     for i, text in enumerate(texts):
         assert np.allclose(fitted[i], classifier.features(X[i], text))

@@ -36,7 +36,8 @@ def cv() -> None:
     bank = fm.bank_texts()
     texts, noisy, source, classes, y = bank
     X, _, _, XA, _ = fm.bank_vectors(fm.CHOSEN_ON, 2, bank)
-    lexical = LexicalFeatures(vocabulary(texts))
+    lexical = [(LexicalFeatures(vocabulary(texts, view=v), v), w)
+               for v, w in (("words", fm.LEXICAL_WEIGHT), ("chars", fm.CHAR_WEIGHT))]
     F, FA = fm.design(X, texts, lexical), fm.design(XA, noisy, lexical)
     C, oos = len(classes), classes.index(OUT_OF_SCOPE)
     folds = np.random.default_rng(0).permutation(len(y)) % fm.FOLDS

@@ -72,7 +72,7 @@ class QuestionEncoder:
 
 class IntentClassifier:
     """A multinomial logistic regression fitted on the example banks at build time (`python -m export intents`): it
-    reads the question's sentence vector and its words over the banks' gram vocabulary (W: (D + G) x C, b: C). It
+    reads the question's sentence vector and its word and letter grams over the banks' vocabularies (W: (D + G) x C). It
     refuses when it ranks the out-of-scope class first or its top probability is under the threshold chosen by
     cross-validation on the banks."""
 
@@ -83,12 +83,12 @@ class IntentClassifier:
         self.threshold = float(z["threshold"])
         self.banks_sha256 = str(z["banks_sha256"])
         self.oos = self.classes.index(OUT_OF_SCOPE)
-        self.lexical = LexicalFeatures(str(g) for g in z["grams"])
-        self.lexical_weight = float(z["lexical_weight"])
+        self.lexical = [(LexicalFeatures((str(g) for g in z["grams"]), "words"), float(z["lexical_weight"])),
+                        (LexicalFeatures((str(g) for g in z["char_grams"]), "chars"), float(z["char_weight"]))]
 
     def features(self, vector: np.ndarray, text: str) -> np.ndarray:
-        """What the regression reads: the sentence vector, then the weighted gram indicators of the text."""
-        return np.concatenate([vector, self.lexical_weight * self.lexical(text)])
+        """What the regression reads: the sentence vector, then the weighted word and letter gram indicators."""
+        return np.concatenate([vector] + [weight * view(text) for view, weight in self.lexical])
 
     def probabilities(self, vector: np.ndarray, text: str) -> np.ndarray:
         z = self.features(vector, text) @ self.W + self.b

@@ -1,0 +1,114 @@
+"""Lab (issue 13): how the intent regression does on a writer it has never read: leave-one-writer-out on the banks.
+
+Pooled cross-validation mixes every writer into every fold, so a writer's habits are always in training; a user (or
+the questions "written elsewhere") is a new writer. Here each of the last three bank writers (their files are passed
+in: `banks_writer{5,6,7}.json`) is held out in turn, the regression is fitted on everything else (with its noisy
+copies) and scored on the held-out writer's examples, per design: the shipped features (sentence vector + word
+grams) or with character n-grams of the words beside them, at several L2 strengths. Reports right / refused / wrong per answerable at each
+threshold, summed over the held-out writers. Never reads a question set (dev, dev2 or unseen).
+
+Usage: .venv/bin/python docs/experiments/qa_writers.py /work/notes/banks_writer{5,6,7}.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+CACHE = Path("/tmp/edgefx_lab_bank_vectors.npz")
+
+
+def char_grams(text: str, n: tuple[int, ...] = (3, 4)) -> set[str]:
+    """Character n-grams inside each word padded with '#': a typo leaves most of a word's grams intact."""
+    import re
+
+    out: set[str] = set()
+    for word in re.findall(r"[a-z0-9']+", text):
+        w = f"#{word}#"
+        for k in n:
+            out |= {w[i:i + k] for i in range(len(w) - k + 1)}
+    return out
+
+
+def indicator(texts: list[str], vocab: dict[str, int], grams_of) -> "object":  # noqa: ANN001
+    import scipy.sparse as sp
+
+    rows, cols, vals = [], [], []
+    for r, t in enumerate(texts):
+        c = sorted(vocab[g] for g in grams_of(t) if g in vocab)
+        rows += [r] * len(c)
+        cols += c
+        vals += [1.0 / np.sqrt(len(c))] * len(c) if c else []
+    return sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), len(vocab)))
+
+
+def main() -> None:
+    import scipy.sparse as sp
+
+    from edgefx.qa.intents import OUT_OF_SCOPE, banks
+    from edgefx.qa.lexical import grams, vocabulary
+    from export import intents as fm
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("writers", nargs="+", help="bank writer files (class -> examples) to hold out one at a time")
+    ap.add_argument("--designs", default="words:1e-6,chars:1e-6,words:1e-5,words:1e-4",
+                    help="features:L2 pairs; words = the shipped features, chars = with character n-grams")
+    args = ap.parse_args()
+
+    bank = fm.bank_texts()
+    texts, noisy, source, classes, y = bank
+    raw = [t for c in classes for t in banks()[c]]
+    if CACHE.is_file():
+        z = np.load(CACHE)
+        X, XA = z["X"], z["XA"]
+    else:
+        X, _, _, XA, _ = fm.bank_vectors(fm.CHOSEN_ON, 2, bank)
+        np.savez(CACHE, X=X, XA=XA)
+    writer = np.zeros(len(y), dtype=int)
+    for w, path in enumerate(args.writers, start=1):
+        mine = {t for ts in json.loads(Path(path).read_text()).values() for t in ts}
+        writer[[i for i, t in enumerate(raw) if t in mine]] = w
+    print("examples per writer (0: the earlier writers):", np.bincount(writer).tolist())
+    oos, C = classes.index(OUT_OF_SCOPE), len(classes)
+    answerable = y != oos
+    for design in args.designs.split(","):
+        features, l2 = design.split(":")
+        P = np.zeros((len(y), C))
+        for w in range(1, len(args.writers) + 1):
+            train, test = writer != w, writer == w
+            train_noisy = train[source]
+            word_vocab = {g: i for i, g in enumerate(vocabulary([t for t, k in zip(texts, train) if k]))}
+            blocks = [sp.csr_matrix(X), fm.LEXICAL_WEIGHT * indicator(texts, word_vocab, grams)]
+            blocks_noisy = [sp.csr_matrix(XA), fm.LEXICAL_WEIGHT * indicator(noisy, word_vocab, grams)]
+            if features == "chars":
+                counts: dict[str, int] = {}
+                for t, k in zip(texts, train):
+                    if k:
+                        for g in char_grams(t):
+                            counts[g] = counts.get(g, 0) + 1
+                char_vocab = {g: i for i, g in enumerate(sorted(g for g, n in counts.items() if n >= 2))}
+                blocks.append(indicator(texts, char_vocab, char_grams))
+                blocks_noisy.append(indicator(noisy, char_vocab, char_grams))
+            F, FA = sp.hstack(blocks).tocsr(), sp.hstack(blocks_noisy).tocsr()
+            W, b = fm.fit(sp.vstack([F[train], FA[train_noisy]]).tocsr(),
+                          np.concatenate([y[train], y[source][train_noisy]]), C, float(l2))
+            P[test] = fm.probabilities(F[test], W, b)
+        held = writer > 0
+        pred, top = P.argmax(1), P.max(1)
+        for t in np.round(np.arange(0.50, 0.96, 0.04), 2):
+            answered = (pred != oos) & (top >= t) & held
+            a, u = answerable & held, ~answerable & held
+            right = np.sum(answered[a] & (pred[a] == y[a])) / a.sum()
+            wrong = (np.sum(answered[a] & (pred[a] != y[a])) + np.sum(answered[u])) / a.sum()
+            print(f"{design:11s} t {t:.2f} right {right:.3f} refused {1 - answered[u].mean():.3f} "
+                  f"wrong per answerable {wrong:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
