@@ -173,7 +173,8 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("qa", help="QA on a question set: answered right, refused, confident wrong")
     p.add_argument("--set", choices=sorted(SETS), default="dev",
-                   help="dev, dev2: the tuning sets; unseen: held-out questions never used for tuning")
+                   help="dev, dev2: the tuning sets; unseen: held-out questions never used for tuning; fresh: a "
+                        "second held-out set, written after the last design choice")
     p.add_argument("--json", action="store_true")
     p.add_argument("--precision", default="int8", choices=["fp32", "int8"])
     p.add_argument("--backend", default="onnxruntime", choices=["auto", "onnxruntime", "openvino"])

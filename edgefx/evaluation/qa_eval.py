@@ -21,7 +21,8 @@ from edgefx.qa.facts import Fact
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "tests" / "data"
 SETS = {"dev": ("qa_dev.jsonl", "qa_dev_results.json"), "dev2": ("qa_dev2.jsonl", "qa_dev_results.json"),
-        "unseen": ("qa_unseen.jsonl", "qa_unseen_results.json")}
+        "unseen": ("qa_unseen.jsonl", "qa_unseen_results.json"),
+        "fresh": ("qa_fresh.jsonl", "qa_unseen_results.json")}
 DEV_QUESTIONS, DEV_RESULTS = (DATA_DIR / f for f in SETS["dev"])
 
 
