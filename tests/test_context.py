@@ -190,3 +190,38 @@ def test_the_answer_to_an_unqualified_rank_question_follows_the_measured_ranking
             maps, region_drops={"a": drops} if with_direct else None), "region_method": REGION_METHOD}
         answer = qa.answer(build_facts(result), question)
         assert (answer.fact, answer.value) == expected, question
+
+
+def test_a_share_question_gets_only_the_named_regions_share_of_the_average_map() -> None:
+    from edgefx.qa.slots import keys_for
+
+    assert keys_for("share", "what share did the nose get in photo a") == ["share:a:nose"]
+    assert keys_for("share", "how much did the nose count in the average map") == ["share:b:nose", "share:a:nose"]
+    # a part that is no region, or another method's share, is not in the result: never some other region's share
+    assert keys_for("share", "what share did my ears get") == []
+    assert keys_for("share", "how much did the chin weigh in the greedy removal map") == []
+    assert keys_for("share", "how much did the nose count by s+") == []
+
+
+def test_a_share_the_result_lacks_is_declined_without_asking_for_the_explanation_it_has() -> None:
+    import numpy as np
+
+    from edgefx.explain.regions import REGIONS, explainability_table, region_labels
+    from edgefx.qa.answerer import NOT_IN_RESULT, QuestionAnswerer
+    from edgefx.qa.intents import Resolution
+    from edgefx.qa.slots import keys_for
+
+    question = "what share did my hair get"
+    qa = object.__new__(QuestionAnswerer)  # the resolver stubbed: this checks what the answer says
+    qa.resolve = lambda q: Resolution(keys_for("share", q), 0.99, "share")  # type: ignore[method-assign]
+    qa.suggestions = lambda resolution, n=3: []  # type: ignore[method-assign]
+    sal = np.where(region_labels() == REGIONS.index("nose") + 1, 1.0, 0.0).astype(np.float32)
+    explained = _result(True, 0.6, 0.3)
+    explained["explanation"] = {"methods": ["average"], "rank_by": "share",
+                                "table": explainability_table({"a": {"average": sal}})}
+    answer = qa.answer(build_facts(explained), question)
+    assert not answer.answered and answer.answer.startswith(NOT_IN_RESULT) and "explanation" not in answer.answer
+    unexplained = _result(True, 0.6, 0.3)
+    unexplained.pop("explanation", None)
+    plain = qa.answer(build_facts(unexplained), question)
+    assert not plain.answered and "ask for an explanation" in plain.answer

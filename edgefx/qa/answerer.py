@@ -139,7 +139,11 @@ class QuestionAnswerer:
             return Answer(REFUSAL, round(resolution.confidence, 4), None, self.suggestions(resolution), answered=False,
                           intent=resolution.intent)
         if not chosen:
-            text = f"{NOT_IN_RESULT} ({resolution.intent.replace('_', ' ')}); ask for an explanation to get more facts."
+            # an explanation adds the region facts; when the result has that kind of fact already, asking for one
+            # would not help
+            has_kind = any(f.key.split(":")[0] == resolution.intent for f in facts)
+            hint = "" if has_kind else "; ask for an explanation to get more facts"
+            text = f"{NOT_IN_RESULT} ({resolution.intent.replace('_', ' ')}){hint}."
             return Answer(text, round(resolution.confidence, 4), None, self.suggestions(resolution), answered=False,
                           intent=resolution.intent)
         values = [self.extract(question, f) for f in chosen]

@@ -197,8 +197,13 @@ def keys_for(intent: str, q: str) -> list[str]:
         ms = s["methods"] or ["average"]
         return [f"{intent}:{p}:{m}" for p in ps for m in ms]
     if intent == "share":
-        rs = s["regions"] or REGIONS
-        return [f"share:{p}:{r}" for p in ps for r in rs]
+        # The result states each region's share of the average map only. A share of a part that is no region (ears,
+        # hair, neck) or under another method is not in it: no keys, an honest "not in this result", never the
+        # share of some other region.
+        named = [m for m, pattern in _METHOD_PAT.items() if re.search(pattern, q)]
+        if any(m != "average" for m in named):
+            return []
+        return [f"share:{p}:{r}" for p in ps for r in s["regions"]]
     if intent in PHOTO_INTENTS:
         return [f"{intent}:{p}" for p in ps]
     if intent == "method":
