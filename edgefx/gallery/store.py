@@ -7,6 +7,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ class GalleryStore:
                     os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
                 conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None,
                                        check_same_thread=False)
-                conn.execute("PRAGMA journal_mode=WAL")
+                self._enter_wal(conn)
                 # A killed process loses nothing committed in WAL mode with NORMAL; a power cut may lose the last
                 # commits but never corrupts the file. Decisions append an audit row each: no fsync per decision.
                 conn.execute("PRAGMA synchronous=NORMAL")
@@ -99,6 +100,19 @@ class GalleryStore:
                 raise GalleryUnavailable(f"cannot open the gallery {self.path}: {exc}") from None
             self._local.conn = conn
         return conn
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> None:
+        """PRAGMA journal_mode=WAL, retried: two processes switching a new file at once each hold a read lock and
+        want the exclusive one, and SQLite fails one at once (no busy wait, it would deadlock) instead of waiting."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
