@@ -84,9 +84,14 @@ def photos_in(q: str) -> list[str]:
     return ["b", "a"]
 
 
+def methods_named(q: str) -> list[str]:
+    """Saliency methods named in full ("greedy removal", "S+", "the average")."""
+    return [m for m, p in _METHOD_PAT.items() if re.search(p, q)]
+
+
 def methods_in(q: str) -> list[str]:
     """Saliency methods named, fully or in part ("greedy" -> both greedy methods)."""
-    found = [m for m, p in _METHOD_PAT.items() if re.search(p, q)]
+    found = methods_named(q)
     if found:
         return found
     for p, ms in _METHOD_PARTIAL:
@@ -200,8 +205,7 @@ def keys_for(intent: str, q: str) -> list[str]:
         # The result states each region's share of the average map only. A share of a part that is no region (ears,
         # hair, neck) or under another method is not in it: no keys, an honest "not in this result", never the
         # share of some other region.
-        named = [m for m, pattern in _METHOD_PAT.items() if re.search(pattern, q)]
-        if any(m != "average" for m in named):
+        if any(m != "average" for m in methods_named(q)):
             return []
         return [f"share:{p}:{r}" for p in ps for r in s["regions"]]
     if intent in PHOTO_INTENTS:
