@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from edgefx.qa.intents import OUT_OF_SCOPE, IntentClassifier
 from edgefx.qa.lexical import LexicalFeatures, char_grams, grams, vocabulary
+from edgefx.runtime.errors import ModelError
 from export.intents import CHAR_WEIGHT, LEXICAL_WEIGHT, design
 
 
@@ -52,3 +54,11 @@ def test_fit_rows_equal_run_time_rows(tmp_path: Path) -> None:
     assert fitted.shape == (3, 4 + len(words) + len(letters)) and len(letters) > 0
     for i, text in enumerate(texts):
         assert np.allclose(fitted[i], classifier.features(X[i], text))
+
+
+def test_weights_from_an_older_export_are_refused_with_a_rebuild_message(tmp_path: Path) -> None:
+    path = tmp_path / "old.npz"  # the word-grams-only weights of the export before the letter grams
+    np.savez(path, W=np.zeros((5, 2)), b=np.zeros(2), classes=np.array(["score", OUT_OF_SCOPE]), threshold=0.5,
+             banks_sha256=np.array("x"), grams=np.array(["score"]), lexical_weight=np.float64(1.0))
+    with pytest.raises(ModelError, match="char_grams, char_weight.*make models"):
+        IntentClassifier(path)

@@ -17,11 +17,13 @@ import numpy as np
 from edgefx.qa.lexical import LexicalFeatures
 from edgefx.qa.slots import keys_for, preferred_keys
 from edgefx.qa.text import Speller, shorthand, speller_for
+from edgefx.runtime.errors import ModelError
 
 MAX_TOKENS = 64  # questions longer than this are cut; a kiosk question is ~10 tokens
 OUT_OF_SCOPE = "oos"
 # top / second / least share one family: the rank comes from rank words (slots), not from the embedding.
 MERGED = {"second": "top", "least": "top"}
+FIELDS = ("W", "b", "classes", "threshold", "banks_sha256", "grams", "lexical_weight", "char_grams", "char_weight")
 
 
 @lru_cache(maxsize=1)
@@ -78,6 +80,10 @@ class IntentClassifier:
 
     def __init__(self, weights: Path) -> None:
         z = np.load(weights, allow_pickle=False)
+        missing = sorted(set(FIELDS) - set(z.files))
+        if missing:  # weights fitted by an older export: a clear rebuild message, not a KeyError
+            raise ModelError(f"the intent weights {weights} lack {', '.join(missing)}: they were fitted by an older "
+                             "export; rebuild them with `make models`")
         self.W, self.b = z["W"], z["b"]
         self.classes = [str(c) for c in z["classes"]]
         self.threshold = float(z["threshold"])
