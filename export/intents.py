@@ -1,7 +1,7 @@
 """Fit the question-intent classifier on the example banks (edgefx/qa/banks.json) with the exported stock sentence
 model: multinomial logistic regression on the sentence vector and the question's words (the banks' word unigrams and
-bigrams, and letter 3- and 4-grams) with an explicit out-of-scope class, its refusal threshold chosen by 5-fold cross-validation on the banks
-(each example also seen as two noisy copies: no punctuation, typos). Deterministic: float64, zero start, L-BFGS,
+bigrams, and letter 3- and 4-grams) with an explicit out-of-scope class, its refusal threshold chosen by 5-fold
+cross-validation on the banks (each example also seen as two noisy copies: no punctuation, typos). Deterministic: float64, zero start, L-BFGS,
 fixed folds and seeds; the banks are the only data, the dev and unseen question sets are never read here."""
 
 from __future__ import annotations

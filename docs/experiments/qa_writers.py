@@ -28,43 +28,32 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-CACHE = Path("/tmp/edgefx_lab_bank_vectors.npz")
-
-
-def indicator(texts: list[str], vocab: dict[str, int], grams_of) -> "object":  # noqa: ANN001
-    import scipy.sparse as sp
-
-    rows, cols, vals = [], [], []
-    for r, t in enumerate(texts):
-        c = sorted(vocab[g] for g in grams_of(t) if g in vocab)
-        rows += [r] * len(c)
-        cols += c
-        vals += [1.0 / np.sqrt(len(c))] * len(c) if c else []
-    return sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), len(vocab)))
+CACHE = "/tmp/edgefx_lab_bank_vectors_{}.npz"  # per banks digest: a stale cache would misalign the rows
 
 
 def main() -> None:
     import scipy.sparse as sp
 
-    from edgefx.qa.intents import OUT_OF_SCOPE, banks
-    from edgefx.qa.lexical import char_grams, grams, vocabulary
+    from edgefx.qa.intents import OUT_OF_SCOPE, banks, banks_digest
+    from edgefx.qa.lexical import LexicalFeatures, vocabulary
     from export import intents as fm
 
     ap = argparse.ArgumentParser()
     ap.add_argument("writers", nargs="+", help="bank writer files (class -> examples) to hold out one at a time")
     ap.add_argument("--designs", default="words:1e-6,chars:1e-6,words:1e-5,words:1e-4",
-                    help="features:L2 pairs; words = the shipped features, chars = with character n-grams")
+                    help="features:L2 pairs; words = word grams only, chars = with letter grams (shipped)")
     args = ap.parse_args()
 
     bank = fm.bank_texts()
     texts, noisy, source, classes, y = bank
     raw = [t for c in classes for t in banks()[c]]
-    if CACHE.is_file():
-        z = np.load(CACHE)
+    cache = Path(CACHE.format(banks_digest()[:12]))
+    if cache.is_file():
+        z = np.load(cache)
         X, XA = z["X"], z["XA"]
     else:
         X, _, _, XA, _ = fm.bank_vectors(fm.CHOSEN_ON, 2, bank)
-        np.savez(CACHE, X=X, XA=XA)
+        np.savez(cache, X=X, XA=XA)
     writer = np.zeros(len(y), dtype=int)
     for w, path in enumerate(args.writers, start=1):
         mine = {t for ts in json.loads(Path(path).read_text()).values() for t in ts}
@@ -78,19 +67,11 @@ def main() -> None:
         for w in range(1, len(args.writers) + 1):
             train, test = writer != w, writer == w
             train_noisy = train[source]
-            word_vocab = {g: i for i, g in enumerate(vocabulary([t for t, k in zip(texts, train) if k]))}
-            blocks = [sp.csr_matrix(X), fm.LEXICAL_WEIGHT * indicator(texts, word_vocab, grams)]
-            blocks_noisy = [sp.csr_matrix(XA), fm.LEXICAL_WEIGHT * indicator(noisy, word_vocab, grams)]
+            kept = [t for t, k in zip(texts, train) if k]  # each view's vocabulary from the training writers only
+            views = [(LexicalFeatures(vocabulary(kept, view="words"), "words"), fm.LEXICAL_WEIGHT)]
             if features == "chars":
-                counts: dict[str, int] = {}
-                for t, k in zip(texts, train):
-                    if k:
-                        for g in char_grams(t):
-                            counts[g] = counts.get(g, 0) + 1
-                char_vocab = {g: i for i, g in enumerate(sorted(g for g, n in counts.items() if n >= 2))}
-                blocks.append(indicator(texts, char_vocab, char_grams))
-                blocks_noisy.append(indicator(noisy, char_vocab, char_grams))
-            F, FA = sp.hstack(blocks).tocsr(), sp.hstack(blocks_noisy).tocsr()
+                views.append((LexicalFeatures(vocabulary(kept, view="chars"), "chars"), fm.CHAR_WEIGHT))
+            F, FA = fm.design(X, texts, views), fm.design(XA, noisy, views)
             W, b = fm.fit(sp.vstack([F[train], FA[train_noisy]]).tocsr(),
                           np.concatenate([y[train], y[source][train_noisy]]), C, float(l2))
             P[test] = fm.probabilities(F[test], W, b)

@@ -1,4 +1,4 @@
-"""A question's words as features beside its sentence vector: which of the banks' word grams and letter grams it uses."""
+"""A question's words as features beside its sentence vector: which of the banks' word and letter grams it uses."""
 
 from __future__ import annotations
 
